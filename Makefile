@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_STAMP := $(VENV)/.torch-installed
+INSTALL_STAMP := $(VENV)/.metamlip-installed
+BUILD_INPUTS := pyproject.toml CMakeLists.txt $(shell find csrc cmake lammps_plugin -type f 2>/dev/null)
+PYTEST_FLAGS ?= -q
+
+.PHONY: install demo test test-slow cuda-check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first, alone: the op library links against the venv's torch (no build isolation).
+$(TORCH_STAMP): | $(PY)
+	$(PIP) install --quiet torch==2.9.1 "scikit-build-core>=0.10" ninja
+	touch $@
+
+$(INSTALL_STAMP): $(TORCH_STAMP) $(BUILD_INPUTS)
+	$(PIP) install --quiet --no-build-isolation -e ".[all]"
+	touch $@
+
+install: $(INSTALL_STAMP)
+
+demo: install
+	$(PY) examples/quickstart.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_FLAGS)
+
+test-slow: install
+	$(PY) -m pytest $(PYTEST_FLAGS) -m slow
+
+clean:
+	rm -rf build demo_out

@@ -1,0 +1,26 @@
+# Declares the imported target `torch_cpu_libs` for the torch installed in the building Python.
+#
+# torch's own TorchConfig.cmake is not used: for the CUDA wheels of torch it insists on a CUDA
+# toolkit matching the one torch was built with, which a CPU-only build of metamlip does not need.
+find_package(Python REQUIRED COMPONENTS Interpreter)
+execute_process(
+  COMMAND ${Python_EXECUTABLE} -c
+    "import os, torch; print(os.path.dirname(torch.__file__), torch.__version__, int(torch.compiled_with_cxx11_abi()), sep=';', end='')"
+  OUTPUT_VARIABLE _torch_info RESULT_VARIABLE _torch_status)
+if(NOT _torch_status EQUAL 0)
+  message(FATAL_ERROR "metamlip: torch is not importable by ${Python_EXECUTABLE}; install torch==2.9.1 first "
+                      "and build with `pip install --no-build-isolation`.")
+endif()
+list(GET _torch_info 0 TORCH_PACKAGE_DIR)
+list(GET _torch_info 1 METAMLIP_TORCH_VERSION)
+list(GET _torch_info 2 METAMLIP_TORCH_CXX11_ABI)
+message(STATUS "metamlip: torch ${METAMLIP_TORCH_VERSION} at ${TORCH_PACKAGE_DIR}")
+
+add_library(torch_cpu_libs INTERFACE IMPORTED)
+target_include_directories(torch_cpu_libs SYSTEM INTERFACE
+  ${TORCH_PACKAGE_DIR}/include ${TORCH_PACKAGE_DIR}/include/torch/csrc/api/include)
+target_link_libraries(torch_cpu_libs INTERFACE
+  ${TORCH_PACKAGE_DIR}/lib/libtorch.so ${TORCH_PACKAGE_DIR}/lib/libtorch_cpu.so
+  ${TORCH_PACKAGE_DIR}/lib/libc10.so)
+target_compile_definitions(torch_cpu_libs INTERFACE
+  _GLIBCXX_USE_CXX11_ABI=${METAMLIP_TORCH_CXX11_ABI})
