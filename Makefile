@@ -17,7 +17,7 @@ $(PY):
 
 # torch first, alone: the op library links against the venv's torch (no build isolation).
 $(TORCH_STAMP): | $(PY)
-	$(PIP) install --quiet torch==2.9.1 "scikit-build-core>=0.10" ninja
+	$(PIP) install --quiet torch==2.9.1 "scikit-build-core>=0.10" ninja setuptools wheel
 	touch $@
 
 $(INSTALL_STAMP): $(TORCH_STAMP) $(BUILD_INPUTS)

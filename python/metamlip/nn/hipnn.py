@@ -1,0 +1,172 @@
+"""HIP-NN: Hierarchically Interacting Particle Neural Network (Lubbers, Smith, Barros 2018).
+
+Layer 0 is the one-hot species encoding (hippynn's convention: the first interaction layer
+acts on it directly). Each interaction block is one interaction layer followed by
+`n_atom_layers - 1` onsite (atom-wise) dense layers. A linear head after layer 0 and after
+every block gives per-atom energies; the hierarchical energy is their sum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from metamlip.nn.pairsums import envsum
+from metamlip.nn.sensitivity import InverseGaussianSensitivity
+
+
+class InteractionLayer(nn.Module):
+    """z'_i = sum_nu W_nu env_i[nu] + W_self z_i + b, env_i[nu, a] = sum_j s_nu(r_ij) z_j[a]."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        n_sensitivities: int,
+        soft_min: float,
+        soft_max: float,
+        cutoff: float,
+        implementation: str,
+    ) -> None:
+        super().__init__()
+        self.sensitivity = InverseGaussianSensitivity(n_sensitivities, soft_min, soft_max, cutoff)
+        self.interaction_weights = nn.Parameter(torch.empty(n_sensitivities * n_in, n_out))
+        nn.init.xavier_normal_(self.interaction_weights)
+        self.self_interaction = nn.Linear(n_in, n_out)
+        self.implementation = implementation
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        distances: torch.Tensor,
+        pair_first: torch.Tensor,
+        pair_second: torch.Tensor,
+    ) -> torch.Tensor:
+        """features [N, n_in], distances [P] -> [N, n_out] (pre-activation)."""
+        sense = self.sensitivity(distances)
+        env = envsum(sense, features, pair_first, pair_second, self.implementation)
+        return env.reshape(features.shape[0], -1) @ self.interaction_weights + self.self_interaction(features)
+
+
+class InteractionBlock(nn.Module):
+    """Interaction layer + activation, then onsite dense layers with activation; `head` maps
+    the block's output features to per-atom energies."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_features: int,
+        n_sensitivities: int,
+        n_atom_layers: int,
+        soft_min: float,
+        soft_max: float,
+        cutoff: float,
+        n_heads: int,
+        implementation: str,
+    ) -> None:
+        super().__init__()
+        self.interaction = InteractionLayer(
+            n_in, n_features, n_sensitivities, soft_min, soft_max, cutoff, implementation
+        )
+        self.onsite = nn.ModuleList(nn.Linear(n_features, n_features) for _ in range(n_atom_layers - 1))
+        self.activation = nn.Softplus()
+        self.head = nn.Linear(n_features, n_heads)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        distances: torch.Tensor,
+        pair_first: torch.Tensor,
+        pair_second: torch.Tensor,
+    ) -> torch.Tensor:
+        z = self.activation(self.interaction(features, distances, pair_first, pair_second))
+        for layer in self.onsite:
+            z = self.activation(layer(z))
+        return z
+
+
+class HIPNN(nn.Module):
+    """Per-atom energies from species and pair distances.
+
+    n_heads > 1 gives one energy output per head (multi-head training across levels).
+    """
+
+    def __init__(
+        self,
+        n_species: int,
+        n_features: int = 64,
+        n_sensitivities: int = 20,
+        n_interactions: int = 2,
+        n_atom_layers: int = 3,
+        cutoff: float = 5.0,
+        soft_min: float = 0.75,
+        soft_max: float | None = None,
+        n_heads: int = 1,
+        implementation: str = "torch",
+    ) -> None:
+        super().__init__()
+        soft_max = soft_max if soft_max is not None else 0.8 * cutoff
+        self.n_species = n_species
+        self.cutoff = cutoff
+        self.n_interactions = n_interactions
+        widths = [n_species] + [n_features] * n_interactions
+        self.blocks = nn.ModuleList(
+            InteractionBlock(
+                widths[k],
+                n_features,
+                n_sensitivities,
+                n_atom_layers,
+                soft_min,
+                soft_max,
+                cutoff,
+                n_heads,
+                implementation,
+            )
+            for k in range(n_interactions)
+        )
+        self.input_head = nn.Linear(n_species, n_heads)
+
+    def forward(
+        self,
+        species: torch.Tensor,
+        distances: torch.Tensor,
+        pair_first: torch.Tensor,
+        pair_second: torch.Tensor,
+    ) -> torch.Tensor:
+        """species [N] (index into the model's species), distances [P] -> energies [N, n_heads].
+
+        Energies are in the model's internal scale (see Potential.energy_scale).
+        """
+        dtype = distances.dtype
+        z = nn.functional.one_hot(species, self.n_species).to(dtype)
+        energy = self.input_head(z)
+        for block in self.blocks:
+            z = block(z, distances, pair_first, pair_second)
+            energy = energy + block.head(z)
+        return energy
+
+    def set_implementation(self, implementation: str) -> None:
+        """Switch the pair sums between "torch" (reference) and "cpp" (op library)."""
+        for block in self.blocks:
+            block.interaction.implementation = implementation
+
+    def add_heads(self, n_new: int) -> None:
+        """Append `n_new` energy outputs to every head (initialised as copies of head 0)."""
+        self.input_head = _widened(self.input_head, n_new)
+        for block in self.blocks:
+            block.head = _widened(block.head, n_new)
+
+    @property
+    def n_heads(self) -> int:
+        return self.input_head.out_features
+
+
+def _widened(head: nn.Linear, n_new: int) -> nn.Linear:
+    """A copy of `head` with `n_new` extra outputs, each initialised as a copy of output 0."""
+    new = nn.Linear(head.in_features, head.out_features + n_new).to(head.weight)
+    with torch.no_grad():
+        new.weight[: head.out_features] = head.weight
+        new.bias[: head.out_features] = head.bias
+        new.weight[head.out_features :] = head.weight[0]
+        new.bias[head.out_features :] = head.bias[0]
+    return new

@@ -1,0 +1,1 @@
+"""Training: configuration, loss, the training loop, checkpoints, metrics and plots."""

@@ -1,0 +1,56 @@
+"""Parity plots and learning curves as PNG (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metamlip.atomic import atomic_path  # noqa: E402
+from metamlip.train.metrics import Predictions  # noqa: E402
+
+
+def _parity(ax, ref: np.ndarray, pred: np.ndarray, label: str, unit: str) -> None:
+    ax.scatter(ref, pred, s=4, alpha=0.5)
+    if ref.size:
+        low, high = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([low, high], [low, high], "k--", lw=0.8)
+        rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
+        ax.set_title(f"{label}: RMSE {rmse * 1000:.1f} m{unit}")
+    ax.set_xlabel(f"reference {label.lower()} ({unit})")
+    ax.set_ylabel(f"predicted {label.lower()} ({unit})")
+
+
+def parity_plot(pred: Predictions, path: str | Path, title: str = "") -> None:
+    """Energy per atom (shifted by its mean) and force-component parity, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    e_ref = pred.energy_ref / pred.n_atoms
+    e_pred = pred.energy_pred / pred.n_atoms
+    shift = e_ref.mean() if e_ref.size else 0.0
+    _parity(axes[0], e_ref - shift, e_pred - shift, "Energy/atom", "eV/atom")
+    _parity(axes[1], pred.force_ref.ravel(), pred.force_pred.ravel(), "Force", "eV/Å")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def loss_curve_plot(rows: list[dict], path: str | Path) -> None:
+    """Training and validation loss per epoch (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in rows]
+    ax.semilogy(epochs, [r["train_loss"] for r in rows], label="train")
+    ax.semilogy(epochs, [r["val_loss"] for r in rows], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

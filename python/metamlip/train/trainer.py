@@ -1,0 +1,196 @@
+"""Single-level (or pooled) training loop with exact resume, early stopping and checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from metamlip.atomic import atomic_path
+from metamlip.data.batching import GraphSet
+from metamlip.nn.potential import Potential
+from metamlip.train.checkpoint import read_checkpoint, save_checkpoint
+from metamlip.train.config import TrainingConfig
+from metamlip.train.loss import energy_force_loss
+
+LOG_COLUMNS = ["epoch", "step", "learning_rate", "train_loss", "val_loss", "val_energy_mse", "val_force_mse", "seconds"]
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint so `--resume` continues exactly."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    epoch_loss_sum: float = 0.0
+    best_val: float = float("inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    finished: bool = False
+    log: list[dict[str, float]] = field(default_factory=list)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled order of training configurations in `epoch` (a function of seed and epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class Trainer:
+    """Adam + reduce-on-plateau + early stopping on the validation loss.
+
+    Files in out_dir: last.ckpt (full state, every `checkpoint_every` steps and each epoch),
+    model.ckpt (best validation model), train_log.csv.
+    """
+
+    def __init__(
+        self,
+        potential: Potential,
+        train: GraphSet,
+        val: GraphSet,
+        settings: TrainingConfig,
+        out_dir: str | Path,
+        config: dict[str, Any],
+    ) -> None:
+        self.potential = potential
+        self.train_set = train
+        self.val_set = val
+        self.settings = settings
+        self.out_dir = Path(out_dir)
+        self.config = config
+        self.dtype = getattr(torch, settings.dtype)
+        self.species_index = {z: k for k, z in enumerate(potential.species)}
+        self.level_index = {name: k for k, name in enumerate(potential.levels)}
+        self.optimizer = torch.optim.Adam(potential.parameters(), lr=settings.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=settings.lr_factor, patience=settings.lr_patience, min_lr=settings.min_lr
+        )
+        self.state = TrainState()
+        self.best_model_state = copy.deepcopy(potential.state_dict())
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.ckpt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "model.ckpt"
+
+    def _batches_per_epoch(self) -> int:
+        return -(-len(self.train_set) // self.settings.batch_size)
+
+    def _save_last(self) -> None:
+        training_state = {
+            "trainer": asdict(self.state),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "best_model_state": self.best_model_state,
+        }
+        save_checkpoint(self.last_path, self.potential, self.config, training_state)
+
+    def restore(self) -> None:
+        """Continue from last.ckpt in out_dir (same parameters as an uninterrupted run)."""
+        payload = read_checkpoint(self.last_path)
+        state = payload["training_state"]
+        self.potential.load_state_dict(payload["model"]["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best_model_state = state["best_model_state"]
+        self.state = TrainState(**state["trainer"])
+
+    def validation_loss(self) -> tuple[float, dict[str, float]]:
+        total, parts_sum, count = 0.0, {}, 0
+        for start in range(0, len(self.val_set), 64):
+            indices = range(start, min(start + 64, len(self.val_set)))
+            batch = self.val_set.batch(indices, self.species_index, self.level_index, self.dtype)
+            loss, parts = energy_force_loss(
+                self.potential, batch, self.settings.energy_weight, self.settings.force_weight, create_graph=False
+            )
+            total += loss.detach().item() * len(indices)
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + value * len(indices)
+            count += len(indices)
+        return total / count, {k: v / count for k, v in parts_sum.items()}
+
+    def train_step(self, indices: np.ndarray) -> float:
+        batch = self.train_set.batch(indices, self.species_index, self.level_index, self.dtype)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, _ = energy_force_loss(self.potential, batch, self.settings.energy_weight, self.settings.force_weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.potential.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        return loss.detach().item()
+
+    def fit(self, resume: bool = False) -> Potential:
+        """Train until max_epochs or early stopping; returns the potential with the best weights."""
+        s = self.settings
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and self.last_path.exists():
+            self.restore()
+        n_batches = self._batches_per_epoch()
+        bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not s.progress)
+        start_time = time.perf_counter()
+        while not self.state.finished and self.state.epoch < s.max_epochs:
+            order = epoch_order(len(self.train_set), s.seed, self.state.epoch)
+            while self.state.step_in_epoch < n_batches:
+                k = self.state.step_in_epoch
+                self.state.epoch_loss_sum += self.train_step(order[k * s.batch_size : (k + 1) * s.batch_size])
+                self.state.step_in_epoch += 1
+                self.state.global_step += 1
+                if self.state.global_step % s.checkpoint_every == 0:
+                    self._save_last()
+            self._end_epoch(n_batches, time.perf_counter() - start_time)
+            bar.update(1)
+            last = self.state.log[-1]
+            bar.set_postfix(train=f"{last['train_loss']:.3g}", val=f"{last['val_loss']:.3g}", lr=f"{last['learning_rate']:.1e}")
+        bar.close()
+        self.state.finished = True
+        self._save_last()
+        self.potential.load_state_dict(self.best_model_state)
+        return self.potential
+
+    def _end_epoch(self, n_batches: int, seconds: float) -> None:
+        s = self.settings
+        val_loss, parts = self.validation_loss()
+        self.state.log.append(
+            {
+                "epoch": self.state.epoch,
+                "step": self.state.global_step,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "train_loss": self.state.epoch_loss_sum / n_batches,
+                "val_loss": val_loss,
+                "val_energy_mse": parts.get("energy_mse", float("nan")),
+                "val_force_mse": parts.get("force_mse", float("nan")),
+                "seconds": seconds,
+            }
+        )
+        self.scheduler.step(val_loss)
+        if val_loss < self.state.best_val:
+            self.state.best_val = val_loss
+            self.state.best_epoch = self.state.epoch
+            self.state.bad_epochs = 0
+            self.best_model_state = copy.deepcopy(self.potential.state_dict())
+            save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch})
+        else:
+            self.state.bad_epochs += 1
+            if self.state.bad_epochs >= s.patience:
+                self.state.finished = True
+        self.state.epoch += 1
+        self.state.step_in_epoch = 0
+        self.state.epoch_loss_sum = 0.0
+        self._write_log()
+        self._save_last()
+
+    def _write_log(self) -> None:
+        with atomic_path(self.out_dir / "train_log.csv") as tmp:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+                writer.writeheader()
+                writer.writerows(self.state.log)
