@@ -27,7 +27,7 @@ $(INSTALL_STAMP): $(TORCH_STAMP) $(BUILD_INPUTS)
 install: $(INSTALL_STAMP)
 
 demo: install
-	$(PY) examples/quickstart.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/quickstart.sh
 
 test: install
 	$(PY) -m pytest $(PYTEST_FLAGS)

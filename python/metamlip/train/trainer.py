@@ -34,7 +34,7 @@ class TrainState:
     best_val: float = float("inf")
     best_epoch: int = -1
     bad_epochs: int = 0
-    finished: bool = False
+    stopped_early: bool = False
     log: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -137,7 +137,7 @@ class Trainer:
         n_batches = self._batches_per_epoch()
         bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not s.progress)
         start_time = time.perf_counter()
-        while not self.state.finished and self.state.epoch < s.max_epochs:
+        while not self.state.stopped_early and self.state.epoch < s.max_epochs:
             order = epoch_order(len(self.train_set), s.seed, self.state.epoch)
             while self.state.step_in_epoch < n_batches:
                 k = self.state.step_in_epoch
@@ -151,7 +151,6 @@ class Trainer:
             last = self.state.log[-1]
             bar.set_postfix(train=f"{last['train_loss']:.3g}", val=f"{last['val_loss']:.3g}", lr=f"{last['learning_rate']:.1e}")
         bar.close()
-        self.state.finished = True
         self._save_last()
         self.potential.load_state_dict(self.best_model_state)
         return self.potential
@@ -181,7 +180,7 @@ class Trainer:
         else:
             self.state.bad_epochs += 1
             if self.state.bad_epochs >= s.patience:
-                self.state.finished = True
+                self.state.stopped_early = True
         self.state.epoch += 1
         self.state.step_in_epoch = 0
         self.state.epoch_loss_sum = 0.0
