@@ -1,0 +1,98 @@
+"""``metamlip-data``: sample configurations, label them at a level of theory, summarize files.
+
+    metamlip-data sample CH3CH2OH CH3NH2 --temperatures 300 600 900 --n-frames 50 -o configs.extxyz
+    metamlip-data label configs.extxyz --level hf/6-31g* -o hf_6-31gs.extxyz.gz --threads 2
+    metamlip-data info hf_6-31gs.extxyz.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from metamlip.qm.extxyz import write_frames
+    from metamlip.qm.sampling import MDSettings, sample
+
+    md = MDSettings(temperatures=tuple(args.temperatures), n_frames=args.n_frames,
+                    stride=args.stride, equilibration=args.equilibration,
+                    timestep=args.timestep, friction=args.friction, seed=args.seed)
+    frames = sample(args.molecules, md, progress=not args.quiet)
+    write_frames(args.output, frames)
+    print(f"wrote {len(frames)} frames to {args.output}")
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from metamlip.qm.labelling import failures_path, label_file
+
+    s = label_file(args.input, args.output, args.level, workers=args.workers,
+                   threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet)
+    per_frame = s.seconds / max(s.n_labelled + s.n_failed, 1)
+    print(f"{args.output}: {s.n_input} input frames; {s.n_done_before} already labelled, "
+          f"{s.n_failed_before} skipped as recorded failures; labelled {s.n_labelled}, "
+          f"failed {s.n_failed} in {s.seconds:.1f} s ({per_frame:.2f} s/frame)")
+    if s.n_failed or s.n_failed_before:
+        print(f"failures: {failures_path(Path(args.output))}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from metamlip.qm.summary import format_table, summarize
+
+    for path in args.files:
+        print(format_table(path, summarize(path)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with the ``sample``, ``label`` and ``info`` subcommands."""
+    parser = argparse.ArgumentParser(prog="metamlip-data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="GFN2-xTB Langevin MD sampling of molecules")
+    p.add_argument("molecules", nargs="+", help="ase.build.molecule names or xyz/extxyz files")
+    p.add_argument("-o", "--output", type=Path, required=True, help="extxyz file (.gz allowed)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0],
+                   help="K (default: 300 600 900)")
+    p.add_argument("--n-frames", type=int, default=50, help="frames per molecule and temperature")
+    p.add_argument("--stride", type=int, default=50, help="MD steps between kept frames")
+    p.add_argument("--equilibration", type=int, default=1000,
+                   help="MD steps before the first frame")
+    p.add_argument("--timestep", type=float, default=0.5, help="fs")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("label", help="label an extxyz file at a level of theory (resumable)")
+    p.add_argument("input", type=Path, help="extxyz with info['config_id'] per frame")
+    p.add_argument("--level", required=True,
+                   help="gfn1-xtb, gfn2-xtb, hf/<basis>, mp2/<basis> or <functional>/<basis>")
+    p.add_argument("-o", "--output", type=Path, required=True, help="extxyz file (.gz allowed)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads per worker")
+    p.add_argument("--chunk-size", type=int, default=10, help="frames per saved chunk")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_label)
+
+    p = sub.add_parser("info", help="counts, energy and force ranges per level and molecule")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``metamlip-data``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"metamlip-data {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Energy and forces of one configuration at one level of theory (tblite or PySCF).
+
+Conventions: charge 0; spin from the electron count (singlet if even, doublet if odd, with
+unrestricted HF/KS/MP2 for doublets; other multiplicities are not supported). PySCF runs use
+exact integrals (no density fitting), all-electron MP2 (no frozen core), spherical basis
+functions, DFT grids at ``grids.level = 3`` with grid response in the forces.
+Results are converted from Hartree and Hartree/Bohr to eV and eV/Angstrom with ase.units.
+PySCF and tblite are imported lazily so that thread settings can be made first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import numpy as np
+from ase import Atoms
+from ase.units import Bohr, Hartree
+
+from metamlip.qm.levels import Level
+
+SCF_CONV_TOL = 1e-10  # Hartree
+SCF_CONV_TOL_GRAD = 1e-6  # Hartree (orbital gradient)
+SCF_MAX_CYCLE = 100
+RETRY_MAX_CYCLE = 200
+LEVEL_SHIFT = 0.5  # Hartree
+DFT_GRID_LEVEL = 3
+
+
+class LabelError(RuntimeError):
+    """A configuration that could not be labelled (e.g. SCF not converged); never stored."""
+
+
+@dataclass
+class Label:
+    """Result of one calculation.
+
+    energy: eV; forces: (n_atoms, 3) eV/Angstrom; scf_cycles: total SCF iterations over all
+    attempts (None for xTB); scf_strategy: the SCF attempt that converged
+    (``diis``, ``level_shift``, ``newton``; None for xTB).
+    """
+
+    energy: float
+    forces: np.ndarray
+    scf_cycles: int | None = None
+    scf_strategy: str | None = None
+
+
+def program_version(level: Level) -> str:
+    """Program and version used for a level, e.g. ``pyscf 2.14.0``."""
+    program = "tblite" if level.family == "xtb" else "pyscf"
+    return f"{program} {version(program)}"
+
+
+def settings(level: Level) -> dict[str, float | int | str]:
+    """Numerical settings recorded with every label at this level (stored in frame info)."""
+    if level.family == "xtb":
+        return {}
+    out: dict[str, float | int | str] = {"scf_conv_tol": SCF_CONV_TOL}
+    if level.family == "dft":
+        out["grid_level"] = DFT_GRID_LEVEL
+    return out
+
+
+def compute(atoms: Atoms, level: Level) -> Label:
+    """Energy (eV) and forces (eV/Angstrom) of ``atoms`` at ``level``; LabelError on failure."""
+    if level.family == "xtb":
+        return _compute_xtb(atoms, level)
+    return _compute_pyscf(atoms, level)
+
+
+def _spin(atoms: Atoms) -> int:
+    """2S for a neutral molecule: 0 for an even electron count, 1 for an odd one."""
+    return int(atoms.get_atomic_numbers().sum()) % 2
+
+
+def _compute_xtb(atoms: Atoms, level: Level) -> Label:
+    from ase.calculators.calculator import CalculationFailed
+    from tblite.ase import TBLite
+
+    from metamlip.qm.levels import XTB_METHODS
+
+    work = Atoms(atoms.numbers, positions=atoms.positions)
+    work.calc = TBLite(method=XTB_METHODS[level.method], charge=0,
+                       multiplicity=1 + _spin(atoms), verbosity=0)
+    try:
+        energy = work.get_potential_energy()
+        forces = work.get_forces()
+    except CalculationFailed as err:  # tblite's ASE calculator: SCC not converged
+        raise LabelError(f"tblite failed: {err}") from err
+    return Label(float(energy), np.asarray(forces, dtype=float))
+
+
+def _kernel(mf, dm0=None) -> bool:
+    """Run one SCF; return whether it converged (patched in tests to force failures)."""
+    mf.kernel(dm0=dm0)
+    return bool(mf.converged)
+
+
+def _cycles(mf) -> int:
+    return int(getattr(mf, "cycles", 0) or 0)
+
+
+def _converged_scf(make_mf):
+    """Converge an SCF: DIIS, then level shift, then second-order (Newton) SCF.
+
+    A robust attempt that converges is followed by a plain SCF started from its density, so
+    the returned object is an ordinary converged mean-field with canonical orbitals.
+    Returns (mf, total cycles, strategy); raises LabelError listing the attempts.
+    """
+    mf = make_mf()
+    if _kernel(mf):
+        return mf, _cycles(mf), "diis"
+    cycles = _cycles(mf)
+    dm = mf.make_rdm1()
+
+    shifted = make_mf()
+    shifted.level_shift = LEVEL_SHIFT
+    shifted.max_cycle = RETRY_MAX_CYCLE
+    attempts = [("level_shift", shifted)]
+    newton = make_mf().newton()
+    newton.max_cycle = RETRY_MAX_CYCLE
+    attempts.append(("newton", newton))
+    for strategy, robust in attempts:
+        converged = _kernel(robust, dm0=dm)
+        cycles += _cycles(robust)
+        if converged:
+            final = make_mf()
+            if _kernel(final, dm0=robust.make_rdm1()):
+                return final, cycles + _cycles(final), strategy
+        dm = robust.make_rdm1()
+    raise LabelError(
+        f"SCF not converged after DIIS ({SCF_MAX_CYCLE} cycles), level shift {LEVEL_SHIFT} Ha "
+        f"and Newton ({RETRY_MAX_CYCLE} cycles each)"
+    )
+
+
+def _compute_pyscf(atoms: Atoms, level: Level) -> Label:
+    from pyscf import dft, gto, mp, scf
+
+    mol = gto.M(
+        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)),
+        basis=level.basis, unit="Angstrom", charge=0, spin=_spin(atoms), verbose=0,
+    )
+
+    def make_mf():
+        if level.family == "dft":
+            mf = dft.KS(mol, xc=level.method)
+            mf.grids.level = DFT_GRID_LEVEL
+        else:
+            mf = scf.HF(mol)
+        mf.conv_tol = SCF_CONV_TOL
+        mf.conv_tol_grad = SCF_CONV_TOL_GRAD
+        mf.max_cycle = SCF_MAX_CYCLE
+        return mf
+
+    mf, cycles, strategy = _converged_scf(make_mf)
+    if level.family == "mp2":
+        pt = mp.MP2(mf)
+        pt.kernel()
+        energy, gradient = pt.e_tot, pt.nuc_grad_method().kernel()
+    else:
+        grad = mf.nuc_grad_method()
+        if level.family == "dft":
+            grad.grid_response = True
+        energy, gradient = mf.e_tot, grad.kernel()
+    forces = -np.asarray(gradient, dtype=float) * (Hartree / Bohr)
+    return Label(float(energy) * Hartree, forces, cycles, strategy)

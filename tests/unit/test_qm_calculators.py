@@ -1,0 +1,51 @@
+"""Energies and forces in eV and eV/Angstrom: reference values and finite differences."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from ase.units import Hartree
+
+from metamlip.qm.calculators import compute
+from metamlip.qm.levels import parse_level
+
+
+def _fd_forces(atoms: Atoms, level, h: float = 1e-3) -> np.ndarray:
+    """Central finite differences of the energy (eV) in Angstrom: forces (n_atoms, 3) eV/A."""
+    forces = np.zeros((len(atoms), 3))
+    for i in range(len(atoms)):
+        for k in range(3):
+            energies = []
+            for step in (h, -h):
+                moved = atoms.copy()
+                moved.positions[i, k] += step
+                energies.append(compute(moved, level).energy)
+            forces[i, k] = -(energies[0] - energies[1]) / (2 * h)
+    return forces
+
+
+def test_h2_hf_sto3g_energy_in_ev():
+    # H2 at R = 1.4 bohr, HF/STO-3G: -1.1167 Hartree (Szabo & Ostlund, table 3.5).
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 1.4 * 0.529177210903]])
+    label = compute(h2, parse_level("hf/sto-3g"))
+    assert label.energy == pytest.approx(-1.1167 * Hartree, abs=1e-4 * Hartree)
+    assert label.scf_strategy == "diis" and label.scf_cycles > 0
+
+
+@pytest.mark.parametrize("level_name", ["hf/sto-3g", "pbe/sto-3g"])
+def test_h2_forces_match_finite_differences(level_name):
+    level = parse_level(level_name)
+    h2 = Atoms("H2", positions=[[0.02, -0.01, 0.0], [0.1, 0.05, 0.80]])
+    forces = compute(h2, level).forces
+    assert forces.shape == (2, 3)
+    np.testing.assert_allclose(forces, _fd_forces(h2, level), atol=2e-4)
+    np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-6)
+
+
+def test_xtb_forces_match_finite_differences():
+    level = parse_level("gfn2-xtb")
+    water = molecule("H2O")
+    water.positions[0] += [0.05, -0.03, 0.02]
+    label = compute(water, level)
+    assert label.scf_cycles is None
+    np.testing.assert_allclose(label.forces, _fd_forces(water, level, h=1e-4), atol=1e-4)
