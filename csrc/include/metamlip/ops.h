@@ -1,16 +1,64 @@
 // Declarations of the metamlip op implementations (CPU; CUDA beside them when built).
+//
+// Schemas are declared once, in register.cpp. Units: Angstrom.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <tuple>
 
 namespace metamlip {
 
-/// All pairs (i, j), i != j, of atoms in the same molecule closer than `cutoff`.
-/// positions: [N, 3] float; batch: [N] int64 molecule index per atom.
-/// Returns (i [P], j [P]) int64, both directions, ordered by i then j. Non-periodic, O(N^2).
-std::tuple<torch::Tensor, torch::Tensor> brute_force_pairs_cpu(
-    const torch::Tensor& positions, double cutoff, const torch::Tensor& batch);
+using NeighborResult =
+    std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor>;
+
+/// Validated neighbour-list query, shared by the CPU and CUDA implementations.
+struct NeighborQuery {
+  int64_t n_atoms = 0;
+  int64_t n_molecules = 0;  ///< max(batch) + 1 (1 without batch; 0 without atoms)
+  double cutoff = 0.0;
+  /// [C, 3, 3] float64 CPU row vectors (zeros when absent), C = 1 (shared) or >= n_molecules.
+  torch::Tensor cells;
+  /// [C', 3] bool CPU, C' = 1 (shared) or >= n_molecules.
+  torch::Tensor pbc;
+  bool full_list = true;
+  bool return_vectors = false;
+};
+
+/// Checks shapes, dtypes and values (NaN positions, cutoff <= 0, negative molecule index...)
+/// and throws a c10::Error with an explanation for bad input.
+NeighborQuery check_neighbor_query(const torch::Tensor& positions, double cutoff,
+                                   const std::optional<torch::Tensor>& cell,
+                                   const std::optional<torch::Tensor>& pbc,
+                                   const std::optional<torch::Tensor>& batch, bool full_list,
+                                   bool return_vectors);
+
+/// Cell-list neighbour search. positions [N, 3]; cell [3, 3] or [M, 3, 3] row vectors;
+/// pbc [3] or [M, 3] bool; batch [N] molecule index (no pairs across molecules).
+/// Returns (i [P], j [P], S [P, 3] int64, distances [P], vectors [P, 3]) with
+/// vectors = x_j - x_i + S @ cell and |vectors| < cutoff; pairs ordered by i. Distances and
+/// vectors are empty unless return_vectors (they carry no autograd history).
+NeighborResult neighbor_list_cpu(const torch::Tensor& positions, double cutoff,
+                                 const std::optional<torch::Tensor>& cell,
+                                 const std::optional<torch::Tensor>& pbc,
+                                 const std::optional<torch::Tensor>& batch, bool full_list,
+                                 bool return_vectors);
+
+// HIP-NN pair sums. sense [P, S], features [N, F], env [N, S, F], pair_first/second [P] int64.
+
+/// env[i, s, f] = sum over pairs p = (i, j) of sense[p, s] * features[j, f]  -> [N, S, F].
+torch::Tensor envsum_cpu(const torch::Tensor& sense, const torch::Tensor& features,
+                         const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+/// g[p, s] = sum_f env_grad[i_p, s, f] * features[j_p, f]  -> [P, S].
+torch::Tensor sensesum_cpu(const torch::Tensor& env_grad, const torch::Tensor& features,
+                           const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+/// h[j, f] = sum over pairs p with second index j of sum_s env_grad[i_p, s, f] * sense[p, s].
+torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& sense,
+                          const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+
+/// Shape, dtype and device checks shared by all pair-sum implementations; `what` names the op.
+void check_pair_sum(const char* what, const torch::Tensor& pair_values, const torch::Tensor& atom_values,
+                    const torch::Tensor& pair_first, const torch::Tensor& pair_second);
 
 }  // namespace metamlip
