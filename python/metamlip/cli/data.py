@@ -14,12 +14,13 @@ from pathlib import Path
 
 def _sample(args: argparse.Namespace) -> int:
     from metamlip.qm.extxyz import write_frames
-    from metamlip.qm.sampling import MDSettings, sample
+    from metamlip.qm.sampling import SamplingSettings, sample
 
-    md = MDSettings(temperatures=tuple(args.temperatures), n_frames=args.n_frames,
-                    stride=args.stride, equilibration=args.equilibration,
-                    timestep=args.timestep, friction=args.friction, seed=args.seed)
-    frames = sample(args.molecules, md, progress=not args.quiet)
+    settings = SamplingSettings(
+        method=args.method, temperatures=tuple(args.temperatures), n_frames=args.n_frames,
+        stride=args.stride, equilibration=args.equilibration, timestep=args.timestep,
+        friction=args.friction, seed=args.seed)
+    frames = sample(args.molecules, settings, progress=not args.quiet)
     write_frames(args.output, frames)
     print(f"wrote {len(frames)} frames to {args.output}")
     return 0
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="GFN2-xTB Langevin MD sampling of molecules")
     p.add_argument("molecules", nargs="+", help="ase.build.molecule names or xyz/extxyz files")
     p.add_argument("-o", "--output", type=Path, required=True, help="extxyz file (.gz allowed)")
+    p.add_argument("--method", choices=["md", "normal-modes"], default="md",
+                   help="Langevin MD (default) or ANI-style normal-mode sampling")
     p.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0],
                    help="K (default: 300 600 900)")
     p.add_argument("--n-frames", type=int, default=50, help="frames per molecule and temperature")

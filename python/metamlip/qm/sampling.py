@@ -1,8 +1,9 @@
-"""Configuration sampling with GFN2-xTB Langevin molecular dynamics (tblite + ASE).
+"""Configuration sampling with GFN2-xTB (tblite + ASE): Langevin MD or normal-mode sampling.
 
-Each (molecule, temperature) pair runs its own trajectory whose random numbers (initial
-velocities and Langevin noise) come from ``numpy.random.default_rng([seed, crc32(name), T])``,
-so a trajectory does not depend on which other molecules or temperatures are sampled.
+Each (molecule, temperature) pair draws its random numbers (MD: initial velocities and
+Langevin noise; normal modes: displacements) from
+``numpy.random.default_rng([seed, crc32(name), round(T)])``, so its frames do not depend on
+which other molecules or temperatures are sampled.
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation
 from tqdm import tqdm
 
+from metamlip.qm import normal_modes
+
+METHODS = ("md", "normal-modes")
+
 
 @dataclass(frozen=True)
-class MDSettings:
-    """Langevin MD settings. timestep: fs; friction: 1/fs; temperatures: K; steps are MD steps."""
+class SamplingSettings:
+    """method: ``md`` or ``normal-modes``; temperatures: K; n_frames per molecule and
+    temperature. MD only: stride and equilibration in steps, timestep in fs, friction in 1/fs."""
 
+    method: str = "md"
     temperatures: tuple[float, ...] = (300.0, 600.0, 900.0)
     n_frames: int = 50
     stride: int = 50
@@ -49,18 +56,34 @@ def load_molecule(spec: str) -> tuple[str, Atoms]:
                          "(methylamine, for example, is 'H3CNH2')") from None
 
 
-def config_id(name: str, temperature: float, seed: int, index: int) -> str:
-    """Identifier of a sampled configuration, unique across seeds: ``CH3CH2OH-600K-s1-0007``."""
-    return f"{name}-{temperature:g}K-s{seed}-{index:04d}"
+def config_id(name: str, temperature: float, seed: int, index: int, method: str = "md") -> str:
+    """Identifier of a sampled configuration, unique across seeds and methods:
+    ``CH3CH2OH-600K-s1-0007`` (MD), ``CH3CH2OH-600K-s1-nm0007`` (normal modes)."""
+    tag = "" if method == "md" else "nm"
+    return f"{name}-{temperature:g}K-s{seed}-{tag}{index:04d}"
 
 
-def sample_md(name: str, atoms: Atoms, temperature: float, md: MDSettings) -> list[Atoms]:
-    """``md.n_frames`` frames of a GFN2-xTB Langevin trajectory at ``temperature`` (K), one
-    every ``md.stride`` steps after ``md.equilibration`` steps. Frames carry positions only,
+def _frame(name: str, numbers: np.ndarray, positions: np.ndarray, temperature: float,
+           settings: SamplingSettings, index: int) -> Atoms:
+    frame = Atoms(numbers, positions=positions)
+    cid = config_id(name, temperature, settings.seed, index, settings.method)
+    frame.info.update(molecule=name, temperature=float(temperature), seed=settings.seed,
+                      config_id=cid)
+    return frame
+
+
+def _rng(name: str, temperature: float, seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(name.encode()), round(temperature)])
+
+
+def sample_md(name: str, atoms: Atoms, temperature: float,
+              settings: SamplingSettings) -> list[Atoms]:
+    """``n_frames`` frames of a GFN2-xTB Langevin trajectory at ``temperature`` (K), one
+    every ``stride`` steps after ``equilibration`` steps. Frames carry positions only,
     with info ``molecule``, ``temperature``, ``seed``, ``config_id``."""
     from tblite.ase import TBLite
 
-    rng = np.random.default_rng([md.seed, zlib.crc32(name.encode()), round(temperature)])
+    rng = _rng(name, temperature, settings.seed)
     system = Atoms(atoms.numbers, positions=atoms.positions)
     system.calc = TBLite(method="GFN2-xTB", verbosity=0)
     system.set_constraint(FixCom())  # ASE's recommended replacement for Langevin(fixcm=True)
@@ -69,27 +92,47 @@ def sample_md(name: str, atoms: Atoms, temperature: float, md: MDSettings) -> li
     system.set_momenta(momenta)
     Stationary(system)
     ZeroRotation(system)
-    dyn = Langevin(system, md.timestep * units.fs, temperature_K=temperature,
-                   friction=md.friction / units.fs, fixcm=False, rng=rng)
-    dyn.run(md.equilibration)
+    dyn = Langevin(system, settings.timestep * units.fs, temperature_K=temperature,
+                   friction=settings.friction / units.fs, fixcm=False, rng=rng)
+    dyn.run(settings.equilibration)
     frames = []
-    for index in range(md.n_frames):
-        dyn.run(md.stride)
-        frame = Atoms(system.numbers, positions=system.positions)
-        frame.info.update(molecule=name, temperature=float(temperature), seed=md.seed,
-                          config_id=config_id(name, temperature, md.seed, index))
-        frames.append(frame)
+    for index in range(settings.n_frames):
+        dyn.run(settings.stride)
+        frames.append(_frame(name, system.numbers, system.positions, temperature, settings,
+                             index))
     return frames
 
 
-def sample(specs: list[str], md: MDSettings, progress: bool = False) -> list[Atoms]:
-    """Frames for every molecule spec and temperature, molecule-major; config_ids checked unique."""
-    molecules = [load_molecule(spec) for spec in specs]
-    runs = [(name, atoms, t) for name, atoms in molecules for t in md.temperatures]
+def sample_normal_modes(name: str, atoms: Atoms, settings: SamplingSettings) -> list[Atoms]:
+    """``n_frames`` ANI normal-mode displacements of the GFN2-xTB minimum per temperature."""
+    minimum = normal_modes.relax(atoms)
+    modes, constants = normal_modes.vibrational_modes(minimum)
+    if (constants <= 0).any():
+        raise ValueError(f"molecule '{name}': non-positive force constant after relaxation")
     frames = []
-    for name, atoms, temperature in tqdm(runs, desc="sample", unit="run", disable=not progress,
-                                         file=sys.stderr):
-        frames.extend(sample_md(name, atoms, temperature, md))
+    for temperature in settings.temperatures:
+        rng = _rng(name, temperature, settings.seed)
+        for index in range(settings.n_frames):
+            positions = normal_modes.displace(minimum.positions, modes, constants,
+                                              temperature, rng)
+            frames.append(_frame(name, minimum.numbers, positions, temperature, settings, index))
+    return frames
+
+
+def sample(specs: list[str], settings: SamplingSettings, progress: bool = False) -> list[Atoms]:
+    """Frames for every molecule spec and temperature, molecule-major; config_ids checked unique."""
+    if settings.method not in METHODS:
+        raise ValueError(f"sampling method '{settings.method}': expected one of "
+                         f"{', '.join(METHODS)}")
+    frames = []
+    for spec in tqdm(specs, desc="sample", unit="molecule", disable=not progress,
+                     file=sys.stderr):
+        name, atoms = load_molecule(spec)
+        if settings.method == "normal-modes":
+            frames.extend(sample_normal_modes(name, atoms, settings))
+        else:
+            for temperature in settings.temperatures:
+                frames.extend(sample_md(name, atoms, temperature, settings))
     ids = [f.info["config_id"] for f in frames]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate config_id: a molecule name was given twice")
