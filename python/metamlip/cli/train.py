@@ -1,13 +1,15 @@
-"""`metamlip-train`: train a HIP-NN potential on one level of theory."""
+"""`metamlip-train`: train, pre-train (five strategies) or fine-tune a HIP-NN potential."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from metamlip import pretrained
 from metamlip.data import DataError
+from metamlip.train import distributed
 from metamlip.train.checkpoint import CheckpointError
-from metamlip.train.config import ConfigError, load_config, validate_config
+from metamlip.train.config import STRATEGIES, ConfigError, load_config, validate_config
 from metamlip.train.run import run_training
 
 
@@ -15,49 +17,75 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metamlip-train",
         description="Train a HIP-NN interatomic potential (energies in eV, forces in eV/A). "
-        "Settings come from CONFIG.yaml (schema in README.md); the flags override its keys.",
+        "Settings come from CONFIG.yaml (schema in README.md); the flags override its keys. "
+        "Under torchrun (python -m metamlip.train) the processes train data-parallel.",
     )
     parser.add_argument("config", nargs="?", help="YAML configuration file (optional)")
-    parser.add_argument("--data", nargs="+", metavar="FILE", help="data files (.extxyz[.gz], .h5, .npz); FILE::LEVEL sets a default level (data.files)")
-    parser.add_argument("--level", help="level of theory to train on, e.g. 'b3lyp/6-31g*' (data.level)")
+    parser.add_argument("--data", nargs="+", metavar="FILE", help="data files or globs (.extxyz[.gz], .h5, .npz); FILE::LEVEL sets a default level (data.files)")
+    parser.add_argument("--level", help="level of theory to train or fine-tune on, e.g. 'b3lyp/6-31g*' (data.level)")
     parser.add_argument("--n-train", type=int, help="number of training configurations (data.n_train)")
     parser.add_argument("--max-epochs", type=int, help="maximum number of epochs (training.max_epochs)")
     parser.add_argument("--seed", type=int, help="seed for initial weights and shuffling (training.seed)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="how other levels are used (strategy); default scratch")
+    parser.add_argument("--source-levels", nargs="+", metavar="LEVEL", help="levels to pre-train on (data.source_levels)")
+    parser.add_argument("--init", metavar="CKPT", help="fine-tune this checkpoint, or pretrained:NAME (init)")
+    parser.add_argument("--list-pretrained", action="store_true", help="list the shipped pre-trained models and exit")
     parser.add_argument("--out", help="output directory (out)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def list_pretrained() -> str:
+    names = pretrained.available()
+    if not names:
+        return "no pre-trained models are shipped with this installation"
+    return "\n".join(f"pretrained:{name}  {pretrained.summary(name)}" for name in names)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_pretrained:
+        print(list_pretrained())
+        return 0
     try:
         config = load_config(args.config)
-        if args.data:
-            config.data.files = list(args.data)
-        if args.level:
-            config.data.level = args.level
-        if args.n_train is not None:
-            config.data.n_train = args.n_train
-        if args.max_epochs is not None:
-            config.training.max_epochs = args.max_epochs
-        if args.seed is not None:
-            config.training.seed = args.seed
+        overrides = {
+            ("data", "files"): list(args.data) if args.data else None,
+            ("data", "level"): args.level,
+            ("data", "n_train"): args.n_train,
+            ("data", "source_levels"): args.source_levels,
+            ("training", "max_epochs"): args.max_epochs,
+            ("training", "seed"): args.seed,
+        }
+        for (section, key), value in overrides.items():
+            if value is not None:
+                setattr(getattr(config, section), key, value)
+        if args.strategy:
+            config.strategy = args.strategy
+        if args.init:
+            config.init = args.init
         if args.out:
             config.out = args.out
         if args.no_progress:
-            config.training.progress = False
+            config.training.progress = config.pretrain.progress = False
         validate_config(config)
         metrics = run_training(config, resume=args.resume)
-    except (ConfigError, DataError, CheckpointError) as error:
+    except (ConfigError, DataError, CheckpointError, pretrained.PretrainedError) as error:
         print(f"metamlip-train: error: {error}", file=sys.stderr)
         return 2
-    print(format_summary(metrics, config.out))
+    finally:
+        distributed.shutdown()
+    if metrics:
+        print(format_summary(metrics, config.out))
     return 0
 
 
 def format_summary(metrics: dict, out: str) -> str:
-    lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs']}"]
+    if "strategy" in metrics:
+        lines = [f"pre-trained ({metrics['strategy']}) on {', '.join(metrics['levels'])}"]
+    else:
+        lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs']}"]
     for split in ("validation", "test"):
         for level, m in metrics.get(split, {}).items():
             if level == "all":
@@ -66,7 +94,8 @@ def format_summary(metrics: dict, out: str) -> str:
                 f"{split:>10} {level}: energy RMSE {m['energy_rmse_meV_per_atom']:.2f} meV/atom, "
                 f"force RMSE {m['force_rmse_meV_per_A']:.1f} meV/A  (n={m['n_configurations']})"
             )
-    lines.append(f"written to {out}/: model.ckpt, metrics.json, train_log.csv, parity.png, loss_curve.png")
+    files = "model.ckpt, metrics.json, train_log.csv" + ("" if "strategy" in metrics else ", parity.png, loss_curve.png")
+    lines.append(f"written to {out}/: {files}")
     return "\n".join(lines)
 
 

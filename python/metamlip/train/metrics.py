@@ -23,10 +23,21 @@ class Predictions:
     force_levels: np.ndarray  # level of each force row's configuration
 
 
-def predict(potential: Potential, data: GraphSet, batch_size: int = 64, level: str | None = None) -> Predictions:
-    """Evaluate every configuration (as its own level, or as `level` if given)."""
+def predict(
+    potential: Potential,
+    data: GraphSet,
+    batch_size: int = 64,
+    level: str | None = None,
+    include_self: bool = True,
+) -> Predictions:
+    """Evaluate every configuration (as its own level, or as `level` if given).
+
+    include_self=False leaves the self energies out of the predicted energies (the network's
+    part alone).
+    """
     species_index = {z: k for k, z in enumerate(potential.species)}
-    dtype = next(potential.parameters()).dtype
+    first = next(potential.parameters())
+    dtype, device = first.dtype, first.device
     level_index = {name: k for k, name in enumerate(potential.levels)}
     if level is not None:
         level_index = {c.level: potential.level_index(level) for c in data.configs}
@@ -34,12 +45,12 @@ def predict(potential: Potential, data: GraphSet, batch_size: int = 64, level: s
     for start in range(0, len(data), batch_size):
         indices = range(start, min(start + batch_size, len(data)))
         batch = data.batch(indices, species_index, level_index, dtype)
-        out = potential(batch, compute_forces=True)
+        out = potential(batch.to(device), compute_forces=True, include_self=include_self)
         rows["e_ref"].append(batch.energy.numpy())
-        rows["e_pred"].append(out["energy"].detach().double().numpy())
+        rows["e_pred"].append(out["energy"].detach().double().cpu().numpy())
         mask = batch.force_mask.numpy()
         rows["f_ref"].append(batch.forces.double().numpy()[mask])
-        rows["f_pred"].append(out["forces"].detach().double().numpy()[mask])
+        rows["f_pred"].append(out["forces"].detach().double().cpu().numpy()[mask])
         atom_levels = np.repeat([data.configs[k].level for k in indices], batch.n_atoms.numpy())
         rows["f_level"].append(atom_levels[mask])
     return Predictions(

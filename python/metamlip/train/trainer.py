@@ -18,7 +18,8 @@ from metamlip.data.batching import GraphSet
 from metamlip.nn.potential import Potential
 from metamlip.train.checkpoint import read_checkpoint, save_checkpoint
 from metamlip.train.config import TrainingConfig
-from metamlip.train.loss import energy_force_loss
+from metamlip.train.distributed import SINGLE, Comm
+from metamlip.train.steps import StepContext, gradient_step, make_optimizer, trainable_parameters, validation_loss
 
 LOG_COLUMNS = ["epoch", "step", "learning_rate", "train_loss", "val_loss", "val_energy_mse", "val_force_mse", "seconds"]
 
@@ -38,16 +39,25 @@ class TrainState:
     log: list[dict[str, float]] = field(default_factory=list)
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The shuffled order of training configurations in `epoch` (a function of seed and epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def epoch_order(n: int, seed: int, epoch: int, size: int | None = None) -> np.ndarray:
+    """The shuffled order of training configurations in `epoch` (a function of seed and epoch).
+
+    size: configurations per epoch (None = n); more than n concatenates shuffled passes.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    if size is None:
+        return rng.permutation(n)
+    passes = -(-size // n)
+    return np.concatenate([rng.permutation(n) for _ in range(passes)])[:size]
 
 
 class Trainer:
     """Adam + reduce-on-plateau + early stopping on the validation loss.
 
-    Files in out_dir: last.ckpt (full state, every `checkpoint_every` steps and each epoch),
-    model.ckpt (best validation model), train_log.csv.
+    Only parameters with requires_grad are trained (fine-tuning may freeze the body). Files in
+    out_dir: last.ckpt (full state, every `checkpoint_every` steps and each epoch), model.ckpt
+    (best validation model), train_log.csv. Under torchrun each batch is split across the
+    processes (see metamlip.train.steps); only rank 0 writes files.
     """
 
     def __init__(
@@ -58,6 +68,7 @@ class Trainer:
         settings: TrainingConfig,
         out_dir: str | Path,
         config: dict[str, Any],
+        comm: Comm = SINGLE,
     ) -> None:
         self.potential = potential
         self.train_set = train
@@ -65,10 +76,10 @@ class Trainer:
         self.settings = settings
         self.out_dir = Path(out_dir)
         self.config = config
-        self.dtype = getattr(torch, settings.dtype)
-        self.species_index = {z: k for k, z in enumerate(potential.species)}
-        self.level_index = {name: k for k, name in enumerate(potential.levels)}
-        self.optimizer = torch.optim.Adam(potential.parameters(), lr=settings.learning_rate)
+        self.comm = comm
+        self.context = StepContext(potential, settings, comm)
+        self.parameters = trainable_parameters(potential)
+        self.optimizer = make_optimizer("adam", self.parameters, settings.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=settings.lr_factor, patience=settings.lr_patience, min_lr=settings.min_lr
         )
@@ -83,10 +94,15 @@ class Trainer:
     def best_path(self) -> Path:
         return self.out_dir / "model.ckpt"
 
+    def _epoch_length(self) -> int:
+        return self.settings.epoch_size or len(self.train_set)
+
     def _batches_per_epoch(self) -> int:
-        return -(-len(self.train_set) // self.settings.batch_size)
+        return -(-self._epoch_length() // self.settings.batch_size)
 
     def _save_last(self) -> None:
+        if not self.comm.is_main:
+            return
         training_state = {
             "trainer": asdict(self.state),
             "optimizer": self.optimizer.state_dict(),
@@ -106,39 +122,24 @@ class Trainer:
         self.state = TrainState(**state["trainer"])
 
     def validation_loss(self) -> tuple[float, dict[str, float]]:
-        total, parts_sum, count = 0.0, {}, 0
-        for start in range(0, len(self.val_set), 64):
-            indices = range(start, min(start + 64, len(self.val_set)))
-            batch = self.val_set.batch(indices, self.species_index, self.level_index, self.dtype)
-            loss, parts = energy_force_loss(
-                self.potential, batch, self.settings.energy_weight, self.settings.force_weight, create_graph=False
-            )
-            total += loss.detach().item() * len(indices)
-            for key, value in parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + value * len(indices)
-            count += len(indices)
-        return total / count, {k: v / count for k, v in parts_sum.items()}
+        return validation_loss(self.context, self.val_set)
 
     def train_step(self, indices: np.ndarray) -> float:
-        batch = self.train_set.batch(indices, self.species_index, self.level_index, self.dtype)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss, _ = energy_force_loss(self.potential, batch, self.settings.energy_weight, self.settings.force_weight)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.potential.parameters(), self.settings.grad_clip)
-        self.optimizer.step()
-        return loss.detach().item()
+        return gradient_step(self.context, self.parameters, self.optimizer, self.train_set, indices)
 
     def fit(self, resume: bool = False) -> Potential:
         """Train until max_epochs or early stopping; returns the potential with the best weights."""
         s = self.settings
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.comm.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.last_path.exists():
             self.restore()
         n_batches = self._batches_per_epoch()
-        bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not s.progress)
+        show = s.progress and self.comm.is_main
+        bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not show)
         start_time = time.perf_counter()
         while not self.state.stopped_early and self.state.epoch < s.max_epochs:
-            order = epoch_order(len(self.train_set), s.seed, self.state.epoch)
+            order = epoch_order(len(self.train_set), s.seed, self.state.epoch, s.epoch_size)
             while self.state.step_in_epoch < n_batches:
                 k = self.state.step_in_epoch
                 self.state.epoch_loss_sum += self.train_step(order[k * s.batch_size : (k + 1) * s.batch_size])
@@ -176,7 +177,8 @@ class Trainer:
             self.state.best_epoch = self.state.epoch
             self.state.bad_epochs = 0
             self.best_model_state = copy.deepcopy(self.potential.state_dict())
-            save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch})
+            if self.comm.is_main:
+                save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch})
         else:
             self.state.bad_epochs += 1
             if self.state.bad_epochs >= s.patience:
@@ -188,8 +190,14 @@ class Trainer:
         self._save_last()
 
     def _write_log(self) -> None:
-        with atomic_path(self.out_dir / "train_log.csv") as tmp:
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
-                writer.writeheader()
-                writer.writerows(self.state.log)
+        if self.comm.is_main:
+            write_csv(self.out_dir / "train_log.csv", self.state.log, LOG_COLUMNS)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Atomically write rows (dicts) as CSV with the given columns."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
