@@ -31,8 +31,19 @@ TORCH_LIBRARY(metamlip, m) {
       "neighbor_list(Tensor positions, float cutoff, Tensor? cell=None, Tensor? pbc=None, "
       "Tensor? batch=None, bool full_list=True, bool return_vectors=False) "
       "-> (Tensor i, Tensor j, Tensor S, Tensor distances, Tensor vectors)");
+  // HIP-NN pair sums (hippynn's envsum / sensesum / featsum); P pairs (pair_first i,
+  // pair_second j), N atoms, S sensitivities, F features.
+  //   envsum:   env[i, s, f] = sum_{p = (i, j)} sense[p, s] * features[j, f]        -> [N, S, F]
+  //   sensesum: g[p, s] = sum_f env_grad[i_p, s, f] * features[j_p, f]               -> [P, S]
+  //   featsum:  h[j, f] = sum_{p: j_p = j} sum_s env_grad[i_p, s, f] * sense[p, s]   -> [N, F]
+  m.def("envsum(Tensor sense, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
+  m.def("sensesum(Tensor env_grad, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
+  m.def("featsum(Tensor env_grad, Tensor sense, Tensor pair_first, Tensor pair_second) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(metamlip, CPU, m) {
   m.impl("neighbor_list", &metamlip::neighbor_list_cpu);
+  m.impl("envsum", &metamlip::envsum_cpu);
+  m.impl("sensesum", &metamlip::sensesum_cpu);
+  m.impl("featsum", &metamlip::featsum_cpu);
 }

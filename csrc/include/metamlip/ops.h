@@ -57,8 +57,18 @@ torch::Tensor sensesum_cpu(const torch::Tensor& env_grad, const torch::Tensor& f
 torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& sense,
                           const torch::Tensor& pair_first, const torch::Tensor& pair_second);
 
-/// Shape, dtype and device checks shared by all pair-sum implementations; `what` names the op.
-void check_pair_sum(const char* what, const torch::Tensor& pair_values, const torch::Tensor& atom_values,
-                    const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+/// Dtype, device and index-range checks shared by all pair-sum implementations; `what` names
+/// the op, a and b are its floating-point inputs, indices must lie in [0, n_atoms).
+void check_pair_sum(const char* what, const torch::Tensor& a, const torch::Tensor& b,
+                    int64_t n_atoms, const torch::Tensor& pair_first,
+                    const torch::Tensor& pair_second);
+
+/// Autograd-aware pair sums (dispatcher calls): what the autograd kernels' backwards use.
+torch::Tensor envsum(const torch::Tensor& sense, const torch::Tensor& features,
+                     const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+torch::Tensor sensesum(const torch::Tensor& env_grad, const torch::Tensor& features,
+                       const torch::Tensor& pair_first, const torch::Tensor& pair_second);
+torch::Tensor featsum(const torch::Tensor& env_grad, const torch::Tensor& sense,
+                      const torch::Tensor& pair_first, const torch::Tensor& pair_second);
 
 }  // namespace metamlip

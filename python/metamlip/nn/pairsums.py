@@ -1,12 +1,17 @@
-"""HIP-NN pair sums (hippynn's envsum / sensesum / featsum) in plain PyTorch.
+"""HIP-NN pair sums (hippynn's envsum / sensesum / featsum).
 
 Shapes: P pairs (pair_first i, pair_second j), N atoms, S sensitivities, F features.
-These are the reference implementations; ``torch.ops.metamlip`` provides the fast ones.
+The ``*_reference`` functions are plain PyTorch and define the sums; ``implementation="cpp"``
+selects the C++ ops ``torch.ops.metamlip.{envsum,sensesum,featsum}`` (OpenMP on CPU), whose
+first and second derivatives are written in C++ with the same three ops. Every function here
+can be compiled with ``torch.jit.script``.
 """
 
 from __future__ import annotations
 
 import torch
+
+import metamlip.ops  # noqa: F401  (registers torch.ops.metamlip before any scripting)
 
 
 def envsum_reference(
@@ -49,7 +54,39 @@ def envsum(
     pair_second: torch.Tensor,
     implementation: str = "torch",
 ) -> torch.Tensor:
-    """Environment sum [N, S, F] by the chosen implementation ("torch" reference)."""
+    """Environment sum [N, S, F]; implementation "torch" (reference) or "cpp" (C++ op)."""
+    if implementation == "cpp":
+        return torch.ops.metamlip.envsum(sense, features, pair_first, pair_second)
     if implementation == "torch":
         return envsum_reference(sense, features, pair_first, pair_second)
-    raise ValueError("envsum: unknown implementation " + implementation)
+    raise ValueError("envsum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
+
+
+def sensesum(
+    env_grad: torch.Tensor,
+    features: torch.Tensor,
+    pair_first: torch.Tensor,
+    pair_second: torch.Tensor,
+    implementation: str = "torch",
+) -> torch.Tensor:
+    """Gradient of envsum w.r.t. the sensitivities, [P, S]; see sensesum_reference."""
+    if implementation == "cpp":
+        return torch.ops.metamlip.sensesum(env_grad, features, pair_first, pair_second)
+    if implementation == "torch":
+        return sensesum_reference(env_grad, features, pair_first, pair_second)
+    raise ValueError("sensesum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
+
+
+def featsum(
+    env_grad: torch.Tensor,
+    sense: torch.Tensor,
+    pair_first: torch.Tensor,
+    pair_second: torch.Tensor,
+    implementation: str = "torch",
+) -> torch.Tensor:
+    """Gradient of envsum w.r.t. the features, [N, F]; see featsum_reference."""
+    if implementation == "cpp":
+        return torch.ops.metamlip.featsum(env_grad, sense, pair_first, pair_second)
+    if implementation == "torch":
+        return featsum_reference(env_grad, sense, pair_first, pair_second)
+    raise ValueError("featsum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
