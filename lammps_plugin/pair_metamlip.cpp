@@ -1,0 +1,303 @@
+#include "pair_metamlip.h"
+
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+std::string joined(const std::vector<std::string> &items) {
+  std::string out;
+  for (const auto &item : items) out += (out.empty() ? "" : " ") + item;
+  return out;
+}
+
+}  // namespace
+
+PairMetamlip::PairMetamlip(LAMMPS *lmp) : Pair(lmp) {
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;  // the virial comes from the pair vectors (ghosts are folded)
+  ghostneigh = 1;               // ghost atoms need their own neighbour lists
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairMetamlip::~PairMetamlip() {
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairMetamlip::allocate() {
+  allocated = 1;
+  const int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
+  for (int i = 0; i <= n; ++i)
+    for (int j = 0; j <= n; ++j) setflag[i][j] = 0;
+}
+
+void PairMetamlip::settings(int narg, char **arg) {
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "threads") == 0 && iarg + 1 < narg) {
+      threads_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (threads_ < 1) error->all(FLERR, "pair_style metamlip threads N: N must be >= 1");
+      iarg += 2;
+    } else {
+      error->all(FLERR,
+                 "Illegal pair_style metamlip argument '{}': use `pair_style metamlip` or "
+                 "`pair_style metamlip threads N` (torch threads per MPI rank)",
+                 arg[iarg]);
+    }
+  }
+}
+
+void PairMetamlip::coeff(int narg, char **arg) {
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg < 3 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0) {
+    error->all(FLERR,
+               "pair_style metamlip needs `pair_coeff * * MODEL_FILE ELEMENT...` with one "
+               "element per atom type ({} atom types)",
+               ntypes);
+  }
+  model_path_ = arg[2];
+  try {
+    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_));
+  } catch (const std::exception &error_) {
+    model_.reset();
+    error->all(FLERR, std::string("pair_coeff metamlip: ") + error_.what());
+  }
+  const auto &meta = model_->metadata;
+  const int n_names = narg - 3;
+  if (n_names != ntypes) {
+    error->all(FLERR,
+               "pair_coeff * * {}: got {} element name(s) but there are {} atom types; give "
+               "one element per atom type, in type order, from the model's elements: {}",
+               model_path_, n_names, ntypes, joined(meta.elements));
+  }
+  type_atomic_number_.assign(ntypes + 1, 0);
+  for (int type = 1; type <= ntypes; ++type) {
+    const std::string name = arg[2 + type];
+    int found = -1;
+    for (size_t k = 0; k < meta.elements.size(); ++k)
+      if (meta.elements[k] == name) found = static_cast<int>(k);
+    if (found < 0) {
+      error->all(FLERR,
+                 "pair_coeff * * {}: element '{}' (atom type {}) is not one of the model's "
+                 "elements: {}",
+                 model_path_, name, type, joined(meta.elements));
+    }
+    type_atomic_number_[type] = meta.atomic_numbers[found];
+  }
+  for (int i = 1; i <= ntypes; ++i)
+    for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
+
+  if (comm->me == 0) {
+    utils::logmesg(lmp,
+                   "metamlip: model {} (format {}, level '{}', elements {}, cutoff {} A, {} "
+                   "interactions, receptive field {} A, {})\n",
+                   model_path_, meta.format_version, meta.level, joined(meta.elements),
+                   meta.cutoff, meta.n_interactions, meta.receptive_field, meta.dtype_name);
+  }
+}
+
+void PairMetamlip::init_style() {
+  if (!model_) error->all(FLERR, "pair_style metamlip: missing `pair_coeff * * MODEL_FILE ...`");
+  if (strcmp(update->unit_style, "metal") == 0) {
+    energy_factor_ = 1.0;
+  } else if (strcmp(update->unit_style, "real") == 0) {
+    energy_factor_ = utils::get_conversion_factor(utils::ENERGY, utils::METAL2REAL);
+  } else {
+    error->all(FLERR,
+               "pair_style metamlip needs `units metal` (eV, Angstrom; the model's units) or "
+               "`units real` (energies converted to kcal/mol); this input uses `units {}`",
+               update->unit_style);
+  }
+  if (!force->newton_pair) {
+    error->all(FLERR,
+               "pair_style metamlip needs `newton on`: forces on ghost atoms are sent back to "
+               "their owners by reverse communication (remove `newton off` from the input)");
+  }
+  if (!atom->tag_enable) {
+    error->all(FLERR, "pair_style metamlip needs atom IDs (remove `atom_modify id no`)");
+  }
+  if (comm->mode != Comm::SINGLE) {
+    error->all(FLERR, "pair_style metamlip supports only `comm_modify mode single`");
+  }
+  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+
+  // Ghost atoms must reach the model's receptive field (n_interactions * cutoff) plus the skin,
+  // so that every atom within n - 1 hops of a local atom has its complete neighbour list.
+  const double needed = model_->metadata.receptive_field + neighbor->skin;
+  if (comm->cutghostuser < needed) {
+    comm->cutghostuser = needed;
+    if (comm->me == 0) {
+      utils::logmesg(lmp,
+                     "metamlip: communication cutoff set to {:.4g} A (receptive field {:.4g} A "
+                     "+ skin {:.4g} A)\n",
+                     needed, model_->metadata.receptive_field, neighbor->skin);
+    }
+  }
+  set_threads();
+}
+
+void PairMetamlip::set_threads() {
+  // LAMMPS and torch share the OpenMP runtime: default to LAMMPS's thread count
+  // (OMP_NUM_THREADS or `package omp N`, 1 if unset), i.e. one torch thread per MPI rank.
+  const int threads = threads_ > 0 ? threads_ : std::max(1, comm->nthreads);
+  if (at::get_num_threads() != threads) at::set_num_threads(threads);
+  if (comm->me == 0) {
+    utils::logmesg(lmp, "metamlip: {} torch thread(s) per MPI rank, {} rank(s)\n", threads,
+                   comm->nprocs);
+  }
+}
+
+double PairMetamlip::init_one(int i, int j) {
+  if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
+  const double cutoff = model_->metadata.cutoff;
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+void PairMetamlip::compute(int eflag, int vflag) {
+  ev_init(eflag, vflag);
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  double **x = atom->x;
+  const auto &meta = model_->metadata;
+
+  try {
+    builder_.build(x, atom->tag, nlocal, nall, list->numneigh, list->firstneigh, meta.cutoff,
+                   meta.n_interactions, graph_);
+  } catch (const std::exception &error_) {
+    error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
+  }
+  if (nlocal == 0) return;
+
+  const int64_t n_nodes = graph_.n_nodes();
+  const int64_t n_edges = graph_.n_edges();
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+
+  torch::Tensor positions = torch::empty({n_nodes, 3}, f64);
+  torch::Tensor numbers = torch::empty({n_nodes}, i64);
+  {
+    auto p = positions.accessor<double, 2>();
+    auto z = numbers.accessor<int64_t, 1>();
+    const int *type = atom->type;
+    for (int64_t k = 0; k < n_nodes; ++k) {
+      const int a = graph_.node_atom[k];
+      p[k][0] = x[a][0];
+      p[k][1] = x[a][1];
+      p[k][2] = x[a][2];
+      z[k] = type_atomic_number_[type[a]];
+    }
+  }
+  torch::Tensor edge_index = torch::empty({2, n_edges}, i64);
+  std::memcpy(edge_index.data_ptr<int64_t>(), graph_.edge_first.data(), n_edges * sizeof(int64_t));
+  std::memcpy(edge_index.data_ptr<int64_t>() + n_edges, graph_.edge_second.data(),
+              n_edges * sizeof(int64_t));
+  torch::Tensor shifts = torch::from_blob(graph_.shifts.data(), {n_edges, 3}, f64);
+  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool));
+  mask.slice(0, 0, nlocal).fill_(true);
+
+  positions = positions.to(meta.dtype).requires_grad_(true);
+  shifts = shifts.to(meta.dtype, /*non_blocking=*/false, /*copy=*/true);
+  if (vflag_either) shifts.requires_grad_(true);
+
+  torch::Tensor atom_energy, position_grad, shift_grad;
+  try {
+    atom_energy = model_->module.forward({positions, numbers, edge_index, shifts, mask}).toTensor();
+    if (atom_energy.dim() != 1 || atom_energy.size(0) != n_nodes) {
+      throw std::runtime_error("the model returned energies of shape " +
+                               c10::str(atom_energy.sizes()) + ", expected [" +
+                               std::to_string(n_nodes) + "]");
+    }
+    atom_energy = atom_energy.slice(0, 0, nlocal);
+    std::vector<torch::Tensor> inputs{positions};
+    if (vflag_either) inputs.push_back(shifts);
+    auto grads = torch::autograd::grad({atom_energy.sum()}, inputs, /*grad_outputs=*/{},
+                                       /*retain_graph=*/false, /*create_graph=*/false,
+                                       /*allow_unused=*/true);
+    position_grad = grads[0];
+    if (vflag_either) shift_grad = grads[1];
+  } catch (const std::exception &error_) {
+    error->one(FLERR, std::string("pair_style metamlip: evaluating the model failed: ") +
+                          error_.what());
+  }
+  accumulate(atom_energy.detach(), position_grad, shift_grad);
+}
+
+void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Tensor &position_grad,
+                              const torch::Tensor &shift_grad) {
+  const int nlocal = atom->nlocal;
+  const double factor = energy_factor_;
+  double **x = atom->x;
+  double **f = atom->f;
+
+  const torch::Tensor energies = atom_energy.to(torch::kFloat64).contiguous();
+  const double *e = energies.data_ptr<double>();
+  if (eflag_global) {
+    double sum = 0.0;
+    for (int i = 0; i < nlocal; ++i) sum += e[i];
+    eng_vdwl += factor * sum;
+  }
+  if (eflag_atom) {
+    for (int i = 0; i < nlocal; ++i) eatom[i] += factor * e[i];
+  }
+
+  if (position_grad.defined()) {
+    const torch::Tensor grad = position_grad.to(torch::kFloat64).contiguous();
+    const double *g = grad.data_ptr<double>();
+    for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
+      double *fa = f[graph_.node_atom[k]];
+      fa[0] -= factor * g[3 * k];
+      fa[1] -= factor * g[3 * k + 1];
+      fa[2] -= factor * g[3 * k + 2];
+    }
+  }
+
+  if (vflag_either && shift_grad.defined()) {
+    // W = sum_atoms x (x) f = -sum_pairs r_p (x) dE/dr_p, with dE/dr_p = dE/d(shift_p).
+    const torch::Tensor grad = shift_grad.to(torch::kFloat64).contiguous();
+    const double *g = grad.data_ptr<double>();
+    for (int64_t p = 0; p < graph_.n_edges(); ++p) {
+      const int a = graph_.node_atom[graph_.edge_first[p]];
+      const int b = graph_.edge_second_atom[p];
+      const double r[3] = {x[b][0] - x[a][0], x[b][1] - x[a][1], x[b][2] - x[a][2]};
+      const double *gp = g + 3 * p;
+      const double v[6] = {-factor * r[0] * gp[0], -factor * r[1] * gp[1], -factor * r[2] * gp[2],
+                           -factor * r[0] * gp[1], -factor * r[0] * gp[2], -factor * r[1] * gp[2]};
+      if (vflag_global)
+        for (int c = 0; c < 6; ++c) virial[c] += v[c];
+      if (vflag_atom) {
+        for (int c = 0; c < 6; ++c) {
+          vatom[a][c] += 0.5 * v[c];
+          vatom[b][c] += 0.5 * v[c];
+        }
+      }
+    }
+  }
+}
