@@ -1,0 +1,183 @@
+"""OpenMM forces from an exported metamlip model: openmmtorch.TorchForce or openmm.PythonForce.
+
+Both backends evaluate the same TorchScript module (`OpenMMModel`): positions in nm (and box
+vectors in nm when periodic) -> neighbour list with metamlip's op -> exported model -> energy
+in kJ/mol; forces are -dE/dx by autograd.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from typing import Any, List, Optional
+
+import numpy as np
+import openmm
+import openmm.app
+import torch
+from ase.data import chemical_symbols
+from torch import nn
+
+from metamlip.deploy.load import ModelSource, load_model
+from metamlip.deploy.pairs import build_pairs
+from metamlip.openmm._openmmtorch import import_openmmtorch, openmmtorch_problem
+
+# 1 eV in kJ/mol (exact SI values of e and N_A); 1 nm = 10 Angstrom.
+EV_TO_KJ_PER_MOL = 1.602176634e-19 * 6.02214076e23 / 1000.0
+ANGSTROM_PER_NM = 10.0
+BACKENDS = ("torchforce", "pythonforce")
+
+log = logging.getLogger(__name__)
+
+
+class OpenMMModel(nn.Module):
+    """Energy (kJ/mol, float64 scalar) of the ML atoms from OpenMM's positions [n_particles, 3]
+    (nm) and, when periodic, box vectors [3, 3] (nm, rows).
+
+    model: an exported model (engine interface); atomic_numbers: [n_ml] of the ML atoms;
+    atoms: their particle indices, or None when every particle passed in is an ML atom.
+    """
+
+    def __init__(
+        self,
+        model: torch.jit.ScriptModule,
+        atomic_numbers: Sequence[int],
+        atoms: Optional[Sequence[int]],
+        periodic: bool,
+        cutoff: float,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.periodic = periodic
+        self.cutoff = float(cutoff)
+        self.subset = atoms is not None
+        self.angstrom_per_nm = ANGSTROM_PER_NM
+        self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
+        self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
+        self.register_buffer("atoms", torch.tensor(list(atoms) if atoms is not None else [], dtype=torch.int64))
+        self.register_buffer("energy_mask", torch.ones(len(atomic_numbers), dtype=torch.bool))
+        self.register_buffer("pbc", torch.full((3,), periodic, dtype=torch.bool))
+
+    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.subset:
+            positions = positions.index_select(0, self.atoms)
+        positions = positions * self.angstrom_per_nm
+        cell: Optional[torch.Tensor] = None
+        pbc: Optional[torch.Tensor] = None
+        if self.periodic:
+            if boxvectors is None:
+                raise RuntimeError("metamlip: a periodic OpenMMModel needs box vectors")
+            cell = boxvectors.to(positions.dtype) * self.angstrom_per_nm
+            pbc = self.pbc
+        edge_index, shifts = build_pairs(positions, self.cutoff, cell, pbc)
+        energies = self.model(positions, self.atomic_numbers, edge_index, shifts, self.energy_mask)
+        return energies.sum() * self.kj_per_mol_per_ev
+
+
+class PythonForceComputation:
+    """The callback of an openmm.PythonForce: State -> (energy kJ/mol, forces kJ/mol/nm).
+
+    Picklable (the module travels as TorchScript bytes), so Systems holding it can be copied
+    and serialized.
+    """
+
+    def __init__(self, module: torch.jit.ScriptModule, periodic: bool) -> None:
+        self.module = module
+        self.periodic = periodic
+
+    def __call__(self, state: openmm.State) -> tuple[float, np.ndarray]:
+        positions = torch.from_numpy(np.asarray(state.getPositions(asNumpy=True)._value, dtype=np.float64))
+        positions.requires_grad_(True)
+        box: Optional[torch.Tensor] = None
+        if self.periodic:
+            box = torch.from_numpy(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64))
+        energy = self.module(positions, box)
+        (gradient,) = torch.autograd.grad(energy, positions)
+        return float(energy.detach()), -gradient.numpy()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        buffer = io.BytesIO()
+        torch.jit.save(self.module, buffer)
+        return (_restore_computation, (buffer.getvalue(), self.periodic))
+
+
+def _restore_computation(data: bytes, periodic: bool) -> PythonForceComputation:
+    import metamlip.ops  # noqa: F401  (registers torch.ops.metamlip before loading)
+
+    return PythonForceComputation(torch.jit.load(io.BytesIO(data)), periodic)
+
+
+def _atomic_numbers(elements: openmm.app.Topology | Sequence[int]) -> list[int]:
+    if isinstance(elements, openmm.app.Topology):
+        numbers = []
+        for atom in elements.atoms():
+            if atom.element is None:
+                raise ValueError(f"atom {atom.index} ({atom.name}) has no element: it cannot be modelled by metamlip")
+            numbers.append(atom.element.atomic_number)
+        return numbers
+    return [int(z) for z in elements]
+
+
+def choose_backend(backend: str | None) -> str:
+    """The backend to use: the one asked for, or torchforce when openmmtorch works here (else
+    pythonforce, with a one-line notice)."""
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+        return backend
+    problem = openmmtorch_problem()
+    if problem is None:
+        return "torchforce"
+    log.warning("metamlip: using openmm.PythonForce because %s", problem)
+    return "pythonforce"
+
+
+def create_force(
+    model: ModelSource,
+    elements: openmm.app.Topology | Sequence[int],
+    atoms: Sequence[int] | None = None,
+    periodic: bool | None = None,
+    backend: str | None = None,
+    level: str | None = None,
+    dtype: str | None = None,
+) -> openmm.Force:
+    """An OpenMM Force computing the metamlip energy of `atoms` (all particles when None).
+
+    model: an exported file (`metamlip-export`), a training checkpoint or a Potential
+    (level/dtype choose what a checkpoint is exported with); elements: the System's Topology or
+    the atomic number of every particle; periodic: use the box vectors (default: whether the
+    Topology has them); backend: "torchforce" (openmmtorch) or "pythonforce"; None picks
+    torchforce when openmmtorch works with the running torch.
+    """
+    numbers = _atomic_numbers(elements)
+    if periodic is None:
+        periodic = isinstance(elements, openmm.app.Topology) and elements.getPeriodicBoxVectors() is not None
+    selected = list(range(len(numbers))) if atoms is None else [int(a) for a in atoms]
+    if len(set(selected)) != len(selected) or any(not 0 <= a < len(numbers) for a in selected):
+        raise ValueError(f"atoms must be distinct particle indices in [0, {len(numbers)})")
+    scripted, metadata = load_model(model, level, dtype)
+    supported = set(metadata["atomic_numbers"])
+    for a in selected:
+        if numbers[a] not in supported:
+            raise ValueError(
+                f"particle {a} is element {chemical_symbols[numbers[a]]}, which the model does not "
+                f"support (supported: {', '.join(metadata['elements'])})"
+            )
+    backend = choose_backend(backend)
+    ml_numbers = [numbers[a] for a in selected]
+    subset: List[int] | None = None if atoms is None else selected
+    if backend == "torchforce":
+        openmmtorch = import_openmmtorch()
+        module = torch.jit.script(OpenMMModel(scripted, ml_numbers, subset, periodic, metadata["cutoff"]))
+        force = openmmtorch.TorchForce(module)
+        force.setUsesPeriodicBoundaryConditions(periodic)
+    else:
+        # PythonForce hands the computation only the selected particles.
+        module = torch.jit.script(OpenMMModel(scripted, ml_numbers, None, periodic, metadata["cutoff"]))
+        force = openmm.PythonForce(PythonForceComputation(module, periodic))
+        force.setUsesPeriodicBoundaryConditions(periodic)
+        if atoms is not None:
+            force.setParticles(selected)
+    force.setName(f"metamlip ({metadata['level']})")
+    return force
