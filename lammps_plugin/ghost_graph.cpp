@@ -11,8 +11,8 @@ constexpr int kNeighMask = 0x1FFFFFFF;  // LAMMPS's NEIGHMASK: strips the specia
 
 template <typename TagInt>
 void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlocal, int nall,
-                              const int *numneigh, int *const *firstneigh, double cutoff,
-                              int n_interactions, GhostGraph &graph) {
+                              int n_listed, const int *numneigh, int *const *firstneigh,
+                              double cutoff, int n_interactions, GhostGraph &graph) {
   graph.node_atom.clear();
   graph.node_depth.clear();
   graph.edge_first.clear();
@@ -44,6 +44,12 @@ void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlo
     const int depth = graph.node_depth[k];
     if (depth >= n_interactions) break;
     const int a = graph.node_atom[k];
+    if (a >= n_listed) {
+      for (int atom : graph.node_atom) node_of_tag_[tag[atom]] = -1;
+      throw std::runtime_error("ghost atom " + std::to_string(static_cast<int64_t>(tag[a])) +
+                               " needs a neighbour list but has none (an atom ID that no "
+                               "local atom has, in a serial run)");
+    }
     const double *xa = x[a];
     const int *neighbours = firstneigh[a];
     const int count = numneigh[a];
@@ -72,10 +78,10 @@ void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlo
   for (int atom : graph.node_atom) node_of_tag_[tag[atom]] = -1;
 }
 
-template void GhostGraphBuilder::build<int>(const double *const *, const int *, int, int,
+template void GhostGraphBuilder::build<int>(const double *const *, const int *, int, int, int,
                                             const int *, int *const *, double, int, GhostGraph &);
 template void GhostGraphBuilder::build<int64_t>(const double *const *, const int64_t *, int, int,
-                                                const int *, int *const *, double, int,
+                                                int, const int *, int *const *, double, int,
                                                 GhostGraph &);
 
 }  // namespace metamlip

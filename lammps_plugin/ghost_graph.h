@@ -10,8 +10,10 @@
 // periodic images of local atoms) the graph is exactly the periodic graph of the local atoms,
 // with no ghost work, and under MPI only ghosts within n hops are evaluated.
 //
-// The neighbour lists of nodes at depth < n are complete when the ghost shell reaches
-// n * cutoff + skin from the subdomain (the pair style sets the communication cutoff to that).
+// In serial the local atoms' lists are all the search needs (every ghost folds onto a local
+// atom). Under MPI the neighbour lists of ghost nodes at depth < n are complete when the ghost
+// shell reaches n * cutoff + skin from the subdomain (the pair style sets the communication
+// cutoff to that and requests ghost lists).
 #ifndef METAMLIP_GHOST_GRAPH_H
 #define METAMLIP_GHOST_GRAPH_H
 
@@ -38,12 +40,13 @@ struct GhostGraph {
 /// Builds GhostGraphs, keeping its buffers between calls.
 ///
 /// x: positions of local + ghost atoms; tag: their IDs (> 0); numneigh/firstneigh: a full
-/// neighbour list with ghosts (indexed by atom, entries may carry LAMMPS's special bits);
-/// pairs count only when |x_j - x_i| < cutoff.
+/// neighbour list indexed by atom (entries may carry LAMMPS's special bits) for the first
+/// `n_listed` atoms (nall with ghost lists, nlocal without: enough in serial, where every
+/// ghost is an image of a local atom); pairs count only when |x_j - x_i| < cutoff.
 class GhostGraphBuilder {
  public:
   template <typename TagInt>
-  void build(const double *const *x, const TagInt *tag, int nlocal, int nall,
+  void build(const double *const *x, const TagInt *tag, int nlocal, int nall, int n_listed,
              const int *numneigh, int *const *firstneigh, double cutoff, int n_interactions,
              GhostGraph &graph);
 

