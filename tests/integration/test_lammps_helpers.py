@@ -118,12 +118,14 @@ def lammps_env() -> dict[str, str]:
     return env
 
 
-def run_lmp(workdir: Path, script: str, nprocs: int = 1, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `lmp -in in.lmp` in `workdir` (under `mpiexec -np nprocs` when nprocs > 1); the
-    output (stdout + stderr) is in .stdout."""
+def run_lmp(
+    workdir: Path, script: str, nprocs: int = 1, check: bool = True, timeout: float = 600, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Run `lmp -in in.lmp *args` in `workdir` (under `mpiexec -np nprocs` when nprocs > 1);
+    the output (stdout + stderr) is in .stdout."""
     require_plugin()
     (workdir / "in.lmp").write_text(script)
-    command = [str(LMP), "-nocite", "-in", "in.lmp"]
+    command = [str(LMP), "-nocite", "-in", "in.lmp", *args]
     if nprocs > 1:
         command = [str(MPIEXEC), "-np", str(nprocs)] + command
     proc = subprocess.run(
