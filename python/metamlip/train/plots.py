@@ -54,3 +54,34 @@ def loss_curve_plot(rows: list[dict], path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+def learning_curve_plot(summary: list[dict], path: str | Path, title: str = "") -> None:
+    """Force and energy RMSE vs training-set size (log-log), one line per strategy, error
+    bars = standard deviation over seeds. summary: rows of metamlip.meta.learning_curve.summarise."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    strategies = list(dict.fromkeys(row["strategy"] for row in summary))
+    panels = (("force_rmse_meV_per_A", "force RMSE (meV/Å)"), ("energy_rmse_meV_per_atom", "energy RMSE (meV/atom)"))
+    for ax, (key, label) in zip(axes, panels):
+        for strategy in strategies:
+            rows = sorted((r for r in summary if r["strategy"] == strategy), key=lambda r: r["n_train"])
+            ax.errorbar(
+                [r["n_train"] for r in rows],
+                [r[key] for r in rows],
+                yerr=[r[key + "_std"] for r in rows],
+                marker="o",
+                capsize=3,
+                label=strategy,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("target training configurations N")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -77,6 +77,8 @@ def run_training(config: Config, resume: bool = False) -> dict[str, Any]:
         if path.exists() and not resume:
             raise ConfigError(f"{out_dir} already holds a training run: pass --resume to continue it or choose another --out")
     comm = distributed.setup(config.training.device)
+    if comm.active and comm.is_main:
+        print(f"data-parallel training on {comm.world} processes", flush=True)
     dataset = read_data_files(config.data.files)
     if config.init is not None:
         potential = strategies.load_init(config.init)
