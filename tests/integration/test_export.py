@@ -17,40 +17,14 @@ from ase.build import molecule
 
 from metamlip.deploy import (
     ExportedModelError,
-    build_pairs,
     export_model,
     load_exported,
     load_model,
     read_metadata,
 )
 from metamlip.train.checkpoint import save_checkpoint
-from model_helpers import batch_of, config_of, small_potential
-
-
-def exported_energy_forces(model: torch.jit.ScriptModule, cutoff: float, numbers, positions, cell=None):
-    """(energy eV, forces [N, 3] eV/A) of the exported model, pairs from metamlip's op."""
-    pos = torch.tensor(positions, dtype=torch.float64, requires_grad=True)
-    cell_t = None if cell is None else torch.tensor(cell, dtype=torch.float64)
-    pbc = None if cell is None else torch.ones(3, dtype=torch.bool)
-    edge_index, shifts = build_pairs(pos, cutoff, cell_t, pbc)
-    mask = torch.ones(len(numbers), dtype=torch.bool)
-    energy = model(pos, torch.as_tensor(numbers), edge_index, shifts, mask).sum()
-    (gradient,) = torch.autograd.grad(energy, pos)
-    return energy.item(), -gradient.numpy()
-
-
-def python_energy_forces(potential, numbers, positions, cell=None, level="test"):
-    pbc = None if cell is None else np.ones(3, bool)
-    out = potential(batch_of([config_of(numbers, positions, cell, pbc, level)], potential))
-    return out["energy"][0].item(), out["forces"].detach().numpy()
-
-
-def ethanol_box() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two ethanol molecules in a small triclinic periodic cell (Angstrom); one crosses the boundary."""
-    a = molecule("CH3CH2OH")
-    cell = np.array([[7.5, 0.0, 0.0], [1.2, 7.0, 0.0], [-0.8, 0.9, 7.2]])
-    positions = np.concatenate([a.positions + [0.3, 0.2, 0.1], a.positions + [3.9, 3.6, 3.4]])
-    return np.concatenate([a.numbers, a.numbers]), positions, cell
+from deploy_helpers import ethanol_box, exported_energy_forces, python_energy_forces
+from model_helpers import small_potential
 
 
 @pytest.mark.parametrize("implementation", ["cpp", "torch"])
@@ -120,7 +94,7 @@ ROUND_TRIP = """
 import json, sys
 import numpy as np
 from metamlip.deploy import load_exported
-from test_export import exported_energy_forces
+from deploy_helpers import exported_energy_forces
 model, metadata = load_exported(sys.argv[1])
 positions = np.array(json.loads(sys.argv[2]))
 energy, forces = exported_energy_forces(model, metadata["cutoff"], [8, 6, 8, 1, 1], positions)
@@ -143,7 +117,7 @@ def test_cli_round_trip_in_a_fresh_process(tmp_path: Path) -> None:
         assert expected in info.stdout
     a = molecule("HCOOH")
     assert a.numbers.tolist() == [8, 6, 8, 1, 1]
-    env = {"PYTHONPATH": str(Path(__file__).parent) + ":" + str(Path(__file__).parents[1])}
+    env = {"PYTHONPATH": str(Path(__file__).parents[1])}
     result = subprocess.run(
         [sys.executable, "-c", ROUND_TRIP, str(output), json.dumps(a.positions.tolist())],
         capture_output=True, text=True, timeout=300, env={**os.environ, **env},

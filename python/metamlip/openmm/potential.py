@@ -48,6 +48,10 @@ class MetaMLIPPotentialImpl(MLPotentialImpl):
         self.level = level
         self.dtype = dtype
 
+    def getMLLongRange(self) -> bool:  # noqa: N802 (openmm-ml's method name)
+        """HIP-NN is local (finite cutoff): mechanical embedding keeps MM long-range terms."""
+        return False
+
     def addForces(  # noqa: N802 (openmm-ml's method name)
         self,
         topology: openmm.app.Topology,

@@ -1,0 +1,197 @@
+"""OpenMM: both backends, both CPU platforms, equal the Python model (molecule, periodic box,
+molecule split across the boundary, triclinic box, ML subset); openmm-ml; NVE energy drift."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import openmm
+import openmm.app
+import pytest
+from ase.build import molecule
+
+from deploy_helpers import (
+    EV_TO_KJ_PER_MOL,
+    ethanol_box,
+    molecular_box,
+    python_energy_forces,
+    topology_of,
+)
+from metamlip.deploy import export_model
+from metamlip.openmm import create_force, openmmtorch_problem
+from metamlip.openmm import forces as openmm_forces
+from model_helpers import small_potential
+
+PLATFORMS = ("Reference", "CPU")
+BACKENDS = ("torchforce", "pythonforce")
+
+requires_openmmtorch = pytest.mark.skipif(
+    openmmtorch_problem() is not None, reason=f"TorchForce unavailable: {openmmtorch_problem()}"
+)
+
+
+@pytest.fixture(scope="module")
+def potential():
+    return small_potential(seed=7)
+
+
+@pytest.fixture(scope="module")
+def model_path(potential, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("openmm") / "model.pt"
+    export_model(potential, path)
+    return path
+
+
+def openmm_energy_forces(
+    force: openmm.Force, numbers, positions, cell=None, platform: str = "Reference"
+) -> tuple[float, np.ndarray]:
+    """(energy eV, forces [N, 3] eV/A) of a System holding `force` (positions and cell in A)."""
+    system = openmm.System()
+    for _ in numbers:
+        system.addParticle(1.0)
+    if cell is not None:
+        system.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*row) * 0.1 for row in np.asarray(cell)))
+    system.addForce(force)
+    return context_energy_forces(system, positions, platform)
+
+
+def context_energy_forces(
+    system: openmm.System, positions, platform: str = "Reference", groups: set[int] | None = None
+) -> tuple[float, np.ndarray]:
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+    context.setPositions(np.asarray(positions) * 0.1)
+    state = context.getState(getEnergy=True, getForces=True, **({} if groups is None else {"groups": groups}))
+    energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole) / EV_TO_KJ_PER_MOL
+    forces = state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer)
+    return energy, np.asarray(forces) / EV_TO_KJ_PER_MOL / 10.0
+
+
+def systems() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """name -> (atomic numbers, positions A, cell A or None)."""
+    ethanol = molecule("CH3CH2OH")
+    box = molecular_box()
+    return {
+        "molecule": (ethanol.numbers, ethanol.positions, None),
+        "periodic box": (box.numbers, box.positions, box.cell.array),
+        "triclinic": ethanol_box(),
+    }
+
+
+def assert_matches(energy: float, forces: np.ndarray, ref_energy: float, ref_forces: np.ndarray) -> None:
+    assert abs(energy - ref_energy) <= 1e-6 * max(1.0, abs(ref_energy))
+    np.testing.assert_allclose(forces, ref_forces, rtol=1e-6, atol=1e-6 * np.abs(ref_forces).max())
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+@pytest.mark.parametrize("name", ["molecule", "periodic box", "triclinic"])
+def test_openmm_equals_python_model(potential, model_path, platform: str, backend: str, name: str) -> None:
+    numbers, positions, cell = systems()[name]
+    force = create_force(model_path, numbers.tolist(), periodic=cell is not None, backend=backend)
+    energy, forces = openmm_energy_forces(force, numbers, positions, cell, platform)
+    assert_matches(energy, forces, *python_energy_forces(potential, numbers, positions, cell))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_molecule_split_across_the_boundary(potential, model_path, backend: str) -> None:
+    """A molecule wrapped across the faces of a 20 A box has its vacuum energy, for any shift."""
+    ethanol = molecule("CH3CH2OH")
+    ref_energy, ref_forces = python_energy_forces(potential, ethanol.numbers, ethanol.positions)
+    cell = np.eye(3) * 20.0
+    for shift in ([0.0, 0.0, 0.0], [0.4, -0.3, 0.2], [20.0, 10.0, -40.0]):
+        positions = (ethanol.positions + shift) % 20.0
+        assert np.ptp(positions, axis=0).max() > 10.0  # split across a face
+        force = create_force(model_path, ethanol.numbers.tolist(), periodic=True, backend=backend)
+        energy, forces = openmm_energy_forces(force, ethanol.numbers, positions, cell, "CPU")
+        assert_matches(energy, forces, ref_energy, ref_forces)
+
+
+@requires_openmmtorch
+@pytest.mark.parametrize("periodic", [False, True])
+def test_backends_agree_on_an_ml_subset(potential, model_path, periodic: bool) -> None:
+    """ML region = the first two molecules of the box; other particles feel no force."""
+    box = molecular_box()
+    n_ml = len(molecule("CH3CH2OH")) + len(molecule("CH3CH2NH2"))
+    atoms = list(range(n_ml))
+    cell = box.cell.array if periodic else None
+    results = []
+    for backend in BACKENDS:
+        force = create_force(model_path, box.numbers.tolist(), atoms=atoms, periodic=periodic, backend=backend)
+        results.append(openmm_energy_forces(force, box.numbers, box.positions, cell, "CPU"))
+    (e_torch, f_torch), (e_python, f_python) = results
+    assert abs(e_torch - e_python) <= 1e-10 * abs(e_python)
+    np.testing.assert_allclose(f_torch, f_python, rtol=0, atol=1e-10)
+    ref_energy, ref_forces = python_energy_forces(potential, box.numbers[:n_ml], box.positions[:n_ml], cell)
+    assert_matches(e_python, f_python[:n_ml], ref_energy, ref_forces)
+    assert not f_python[n_ml:].any()
+
+
+def test_bad_input(model_path) -> None:
+    with pytest.raises(ValueError, match=r"particle 1 is element S, which the model does not support"):
+        create_force(model_path, [1, 16, 1], backend="pythonforce")
+    create_force(model_path, [1, 16, 1], atoms=[0, 2], backend="pythonforce")  # S outside the ML region
+    with pytest.raises(ValueError, match=r"atoms must be distinct particle indices in \[0, 3\)"):
+        create_force(model_path, [1, 8, 1], atoms=[0, 3], backend="pythonforce")
+    with pytest.raises(ValueError, match="unknown backend 'cuda'"):
+        create_force(model_path, [1, 8, 1], backend="cuda")
+
+
+def test_automatic_fallback_to_pythonforce(model_path, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(openmm_forces, "openmmtorch_problem", lambda: "openmmtorch is broken here")
+    with caplog.at_level(logging.WARNING, logger="metamlip.openmm.forces"):
+        force = create_force(model_path, [8, 1, 1])
+    assert isinstance(force, openmm.PythonForce)
+    assert caplog.messages == ["metamlip: using openmm.PythonForce because openmmtorch is broken here"]
+
+
+def water_topology(n_waters: int, side: float) -> tuple[openmm.app.Topology, np.ndarray]:
+    """TIP3P-named water molecules on a grid in a cubic box (side in A); positions in A."""
+    topology = openmm.app.Topology()
+    chain = topology.addChain()
+    water = molecule("H2O")
+    per_side = int(np.ceil(n_waters ** (1 / 3)))
+    positions = []
+    for k in range(n_waters):
+        residue = topology.addResidue("HOH", chain)
+        o = topology.addAtom("O", openmm.app.element.oxygen, residue)
+        for name in ("H1", "H2"):
+            topology.addBond(o, topology.addAtom(name, openmm.app.element.hydrogen, residue))
+        corner = (np.array(np.unravel_index(k, (per_side,) * 3)) + 0.5) * side / per_side
+        positions.append(water.positions[[0, 1, 2]] + corner)
+    topology.setPeriodicBoxVectors([openmm.Vec3(side, 0, 0) * 0.1, openmm.Vec3(0, side, 0) * 0.1, openmm.Vec3(0, 0, side) * 0.1])
+    return topology, np.concatenate(positions)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_openmm_ml_create_system_and_mixed_system(model_path, backend: str) -> None:
+    from openmmml import MLPotential
+
+    topology, positions = water_topology(8, 10.0)
+    ml_atoms = list(range(6))
+    ml = MLPotential("metamlip", modelPath=str(model_path), backend=backend)
+    numbers = [atom.element.atomic_number for atom in topology.atoms()]
+
+    direct = create_force(model_path, numbers, periodic=True, backend=backend)
+    full = context_energy_forces(ml.createSystem(topology), positions)
+    assert_matches(*full, *openmm_energy_forces(direct, numbers, positions, 10.0 * np.eye(3)))
+
+    forcefield = openmm.app.ForceField("amber14/tip3p.xml")
+    mm_system = forcefield.createSystem(
+        topology, nonbondedMethod=openmm.app.CutoffPeriodic, nonbondedCutoff=0.45 * openmm.unit.nanometer
+    )
+    mixed = ml.createMixedSystem(topology, mm_system, ml_atoms, forceGroup=1)
+    direct = create_force(model_path, numbers, atoms=ml_atoms, periodic=True, backend=backend)
+    ml_energy, ml_forces = context_energy_forces(mixed, positions, groups={1})
+    assert_matches(ml_energy, ml_forces, *openmm_energy_forces(direct, numbers, positions, 10.0 * np.eye(3)))
+    assert not ml_forces[6:].any()
+
+
+def test_openmm_ml_needs_a_model_path() -> None:
+    from openmmml import MLPotential
+
+    with pytest.raises(ValueError, match=r"needs modelPath="):
+        MLPotential("metamlip")
+    with pytest.raises(ValueError, match=r"unknown arguments modelpath"):
+        MLPotential("metamlip", modelPath="model.pt", modelpath="model.pt")
