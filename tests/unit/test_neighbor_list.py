@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,8 +10,7 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from metamlip.ops import neighbor_list, neighbor_list_op, pair_vectors
 from metamlip.ops.reference import neighbor_list_reference
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.fixtures.structures import KINDS, Case, make_case, random_cases  # noqa: E402
+from fixtures.structures import KINDS, Case, make_case, random_cases
 
 N_CASES = 322  # 46 of each kind
 CASES = random_cases(N_CASES, seed=20261124)
