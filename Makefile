@@ -36,5 +36,23 @@ test: install
 test-slow: install
 	$(PY) -m pytest $(PYTEST_FLAGS) -m slow
 
+# Compiles every CUDA source with the machine's nvcc (no GPU needed): the .cu kernels, and the
+# torch wrapper that registers them (syntax only, against the venv's torch headers).
+NVCC ?= /usr/local/cuda/bin/nvcc
+cuda-check: $(BUILD_DEPS_STAMP)
+	@test -x "$(NVCC)" || { echo "cuda-check: no nvcc at $(NVCC) (set NVCC=/path/to/nvcc)"; exit 1; }
+	@set -e; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	for f in $$(find csrc -name '*.cu' | sort); do \
+	  echo "nvcc $$f"; $(NVCC) -std=c++17 -Icsrc/include -Xcompiler -Wall,-Wextra -c "$$f" -o "$$out/kernel.o"; \
+	done; \
+	torch_dir=$$($(PY) -c "import os, torch; print(os.path.dirname(torch.__file__))"); \
+	cuda_include=$$(dirname "$$(dirname "$(NVCC)")")/include; \
+	for f in $$(find csrc/cuda -name '*.cpp' | sort); do \
+	  echo "c++ -fsyntax-only $$f"; \
+	  $(CXX) -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -DMETAMLIP_WITH_CUDA \
+	    -isystem "$$torch_dir/include" -isystem "$$torch_dir/include/torch/csrc/api/include" \
+	    -isystem "$$cuda_include" -Icsrc/include "$$f"; \
+	done; echo "cuda-check: all CUDA sources compile"
+
 clean:
 	rm -rf build demo_out

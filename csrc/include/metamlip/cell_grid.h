@@ -16,6 +16,13 @@
 #include <cstdint>
 #include <string>
 
+// bin_of and floor_div also run in CUDA kernels.
+#ifdef __CUDACC__
+#define METAMLIP_HOST_DEVICE __host__ __device__
+#else
+#define METAMLIP_HOST_DEVICE
+#endif
+
 namespace metamlip {
 namespace grid {
 
@@ -181,15 +188,15 @@ inline std::string make_grid(const Cell& cell, const double lo[3], const double 
 }
 
 /// Bin index along k of fractional coordinate s (already wrapped along periodic directions).
-inline int64_t bin_of(const Grid& grid, int k, double s) {
-  const double t = std::floor((s - grid.origin[k]) / grid.width[k]);
+METAMLIP_HOST_DEVICE inline int64_t bin_of(const Grid& grid, int k, double s) {
+  const double t = ::floor((s - grid.origin[k]) / grid.width[k]);
   if (!(t >= 0.0)) return 0;
   if (t >= double(grid.bins[k])) return grid.bins[k] - 1;
   return int64_t(t);
 }
 
 /// floor(a / b) for b > 0.
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+METAMLIP_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 }  // namespace grid
 }  // namespace metamlip
