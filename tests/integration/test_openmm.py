@@ -211,3 +211,15 @@ def test_example_script_runs(model_path, tmp_path: Path) -> None:
         assert rows[0].startswith('#"Step"') and len(rows) == 1 + 20
         assert (tmp_path / f"{name}.dcd").stat().st_size > 0 and (tmp_path / f"{name}.pdb").exists()
     assert "box: 54 atoms, 20 steps of 0.5 fs (NVE)" in result.stdout
+
+
+def test_pythonforce_system_survives_serialization(potential, model_path) -> None:
+    """The PythonForce computation pickles (TorchScript bytes), so XML round trips work."""
+    ethanol = molecule("CH3CH2OH")
+    system = openmm.System()
+    for _ in ethanol.numbers:
+        system.addParticle(1.0)
+    system.addForce(create_force(model_path, ethanol.numbers.tolist(), backend="pythonforce"))
+    copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+    energy, forces = context_energy_forces(copy, ethanol.positions)
+    assert_matches(energy, forces, *python_energy_forces(potential, ethanol.numbers, ethanol.positions))

@@ -6,7 +6,6 @@ from metamlip.deploy.files import (
     FORMAT_VERSION,
     METADATA_FILE,
     ExportedModelError,
-    is_exported_model,
     load_exported,
     read_metadata,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "export_checkpoint",
     "export_model",
     "export_module",
-    "is_exported_model",
     "load_exported",
     "load_model",
     "read_metadata",

@@ -42,14 +42,6 @@ def _archive_kind(path: Path) -> tuple[str, zipfile.ZipFile | None]:
     return "other", archive
 
 
-def is_exported_model(path: str | Path) -> bool:
-    """True when `path` is a TorchScript archive carrying metamlip metadata."""
-    kind, archive = _archive_kind(Path(path))
-    if archive is not None:
-        archive.close()
-    return kind == "exported"
-
-
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported model, after checking format and version (and the archive's
     integrity: a corrupted or truncated file is reported here)."""
