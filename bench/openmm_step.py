@@ -6,8 +6,11 @@ target is step <= 1.1 x raw (the rest of a step is OpenMM's integrator and the T
 plumbing). The PythonForce backend's step is printed for comparison. Raw calls and MD blocks
 alternate, so background load affects both alike.
 
-    python bench/openmm_step.py                      # 64 water molecules, float32, 1 thread
-    python bench/openmm_step.py --molecules 216 --dtype float64 --model model.pt --threads 2
+    OMP_NUM_THREADS=1 python bench/openmm_step.py    # 64 water molecules, float32, 1 thread
+    OMP_NUM_THREADS=2 python bench/openmm_step.py --molecules 216 --dtype float64 --threads 2
+
+Set OMP_NUM_THREADS to --threads: TorchForce runs the model on OpenMM's worker thread, which
+takes OpenMP's default thread count, not the one torch.set_num_threads gives this thread.
 """
 
 from __future__ import annotations
