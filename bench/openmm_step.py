@@ -9,8 +9,8 @@ alternate, so background load affects both alike.
     OMP_NUM_THREADS=1 python bench/openmm_step.py    # 64 water molecules, float32, 1 thread
     OMP_NUM_THREADS=2 python bench/openmm_step.py --molecules 216 --dtype float64 --threads 2
 
-Set OMP_NUM_THREADS to --threads: TorchForce runs the model on OpenMM's worker thread, which
-takes OpenMP's default thread count, not the one torch.set_num_threads gives this thread.
+Set OMP_NUM_THREADS to --threads as well, so that no OpenMP user in the process (torch,
+openmmtorch, OpenMM) runs with the default thread count (one per core).
 """
 
 from __future__ import annotations
