@@ -24,6 +24,7 @@ from deploy_helpers import (
 from metamlip.deploy import export_model
 from metamlip.openmm import create_force, openmmtorch_problem
 from metamlip.openmm import forces as openmm_forces
+from metamlip.train.checkpoint import save_checkpoint
 from model_helpers import small_potential
 
 PLATFORMS = ("Reference", "CPU")
@@ -223,3 +224,14 @@ def test_pythonforce_system_survives_serialization(potential, model_path) -> Non
     copy = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
     energy, forces = context_energy_forces(copy, ethanol.positions)
     assert_matches(energy, forces, *python_energy_forces(potential, ethanol.numbers, ethanol.positions))
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_force_from_a_checkpoint_or_potential(potential, tmp_path: Path, backend: str) -> None:
+    checkpoint = tmp_path / "model.ckpt"
+    save_checkpoint(checkpoint, potential, config={})
+    ethanol = molecule("CH3CH2OH")
+    ref = python_energy_forces(potential, ethanol.numbers, ethanol.positions)
+    for source in (checkpoint, potential):
+        force = create_force(source, ethanol.numbers.tolist(), backend=backend)
+        assert_matches(*openmm_energy_forces(force, ethanol.numbers, ethanol.positions), *ref)

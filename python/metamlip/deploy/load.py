@@ -3,6 +3,7 @@ Potential, turned into (TorchScript model, metadata)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def load_model(
     Potential. level/dtype choose what a checkpoint or Potential is exported with; for an
     exported file they must be None or match what it was exported with."""
     if isinstance(source, Potential):
-        return export_module(source, level, dtype)
+        return _exported_in_memory(source, level, dtype)
     path = Path(source)
     kind, archive = _archive_kind(path)
     if archive is not None:
@@ -30,7 +31,7 @@ def load_model(
     if kind == "checkpoint":
         from metamlip.train.checkpoint import load_potential
 
-        return export_module(load_potential(path), level, dtype)
+        return _exported_in_memory(load_potential(path), level, dtype)
     model, metadata = load_exported(path)
     for name, wanted in (("level", level), ("dtype", dtype)):
         if wanted is not None and wanted != metadata[name]:
@@ -39,3 +40,15 @@ def load_model(
                 f"checkpoint again with --{name} {wanted}"
             )
     return model, metadata
+
+
+def _exported_in_memory(
+    potential: Potential, level: str | None, dtype: str | None
+) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Export, then load the bytes back: the same module an engine gets from the file (a
+    freshly frozen module cannot be scripted into a wrapper such as the OpenMM force)."""
+    scripted, metadata = export_module(potential, level, dtype)
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer, map_location="cpu"), metadata
