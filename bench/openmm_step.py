@@ -113,21 +113,30 @@ def main() -> None:
         system.addForce(create_force(model_path, numbers.tolist(), periodic=True, backend=backend))
         platform = openmm.Platform.getPlatformByName("CPU")
         context = openmm.Context(system, openmm.VerletIntegrator(0.0005), platform, {"Threads": str(args.threads)})
-        context.setPositions(positions * 0.1)
-        context.setVelocitiesToTemperature(300.0, 1)
         return context
 
+    def md_block_ms(context: openmm.Context) -> float:
+        """ms per step of args.steps steps from the starting structure (so the MD and the raw
+        call see the same configurations), after one warm-up block."""
+        for _ in range(2):  # a warm-up block, then the timed one
+            context.setPositions(positions * 0.1)
+            context.setVelocitiesToTemperature(300.0, 1)
+            start = time.perf_counter()
+            context.getIntegrator().step(args.steps)
+        return 1e3 * (time.perf_counter() - start) / args.steps
+
     contexts = {backend: md_context(backend) for backend in ("torchforce", "pythonforce")}
-    pairs = build_pairs(pos, metadata["cutoff"], cell_t, pbc)[0].shape[1]
     raw, step = [], {backend: [] for backend in contexts}
     for _ in range(args.blocks):
         raw.append(time_calls(raw_call, args.steps))
         for backend, context in contexts.items():
-            block = time_calls(lambda c=context: c.getIntegrator().step(args.steps), 1, warmup=1)
-            step[backend].append(block / args.steps)
+            step[backend].append(md_block_ms(context))
+    pairs = build_pairs(pos, metadata["cutoff"], cell_t, pbc)[0].shape[1]
+    end = torch.tensor(contexts["torchforce"].getState(getPositions=True).getPositions(asNumpy=True)._value * 10.0)
+    end_pairs = build_pairs(end, metadata["cutoff"], cell_t, pbc)[0].shape[1]
     raw_ms = statistics.median(raw)
     step_ms = {backend: statistics.median(values) for backend, values in step.items()}
-    print(f"{pairs} pairs")
+    print(f"{pairs} pairs at the start, {end_pairs} after {args.steps} MD steps")
     print(f"raw model call (pairs + energy + forces): {raw_ms:8.3f} ms")
     print(f"OpenMM MD step (CPU platform, TorchForce): {step_ms['torchforce']:8.3f} ms")
     print(f"OpenMM MD step (CPU platform, PythonForce): {step_ms['pythonforce']:8.3f} ms")
