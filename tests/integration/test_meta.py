@@ -86,13 +86,28 @@ def test_pretrain_alone_then_finetune_with_init(tmp_path, level_files, capsys):
 
 
 def test_pretrained_models_are_listed_and_loadable(capsys):
+    assert "hipnn-meta-hcno" in pretrained.available()
     assert main(["--list-pretrained"]) == 0
     listed = capsys.readouterr().out
     for name in pretrained.available():
         assert f"pretrained:{name}" in listed
-        model = load_potential(pretrained.resolve(f"pretrained:{name}"))
+        path = pretrained.resolve(f"pretrained:{name}")
+        assert path.stat().st_size < 2_000_000
+        model = load_potential(path)
         assert model.species == [1, 6, 7, 8] and len(model.levels) >= 2
-        assert "## Validation errors" in pretrained.model_card(name)
+        card = pretrained.model_card(name)
+        assert "## Validation errors" in card and all(f"`{level}`" in card for level in model.levels)
+        assert read_checkpoint(path)["training_state"] is None  # weights only, no optimiser state
+
+
+def test_the_shipped_model_fine_tunes_to_a_new_level(tmp_path, level_files):
+    out = tmp_path / "tuned"
+    args = [config_file(tmp_path / "c.yaml"), "--init", "pretrained:hipnn-meta-hcno", "--data", str(level_files / "mp2_cc-pvdz.extxyz"),
+            "--level", "mp2/cc-pvdz", "--n-train", "8", "--max-epochs", "1", "--out", str(out)]
+    assert main(args) == 0
+    shipped = load_potential(pretrained.resolve("pretrained:hipnn-meta-hcno"))
+    tuned = load_potential(out / "model.ckpt")
+    assert tuned.levels == shipped.levels + ["mp2/cc-pvdz"] and tuned.architecture == shipped.architecture
 
 
 def test_meta_errors_are_clear(tmp_path, level_files, capsys):
