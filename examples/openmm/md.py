@@ -44,7 +44,8 @@ def molecular_box(n_per_side: int = 2, spacing: float = 6.0, seed: int = 0) -> A
 
 
 def topology_of(atoms: Atoms) -> openmm.app.Topology:
-    """One residue per molecule would need bonds; a single residue is enough for the DCD."""
+    """A Topology of `atoms` (one residue, no bonds: the force needs only the elements and the
+    box, and the DCD/PDB only atom names)."""
     topology = openmm.app.Topology()
     residue = topology.addResidue("MOL", topology.addChain())
     for k, number in enumerate(atoms.numbers):
