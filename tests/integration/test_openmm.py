@@ -97,8 +97,9 @@ def test_openmm_equals_python_model(potential, model_path, platform: str, backen
     assert_matches(energy, forces, *python_energy_forces(potential, numbers, positions, cell))
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
-def test_molecule_split_across_the_boundary(potential, model_path, backend: str) -> None:
+def test_molecule_split_across_the_boundary(potential, model_path, backend: str, platform: str) -> None:
     """A molecule wrapped across the faces of a 20 A box has its vacuum energy, for any shift."""
     ethanol = molecule("CH3CH2OH")
     ref_energy, ref_forces = python_energy_forces(potential, ethanol.numbers, ethanol.positions)
@@ -107,7 +108,7 @@ def test_molecule_split_across_the_boundary(potential, model_path, backend: str)
         positions = (ethanol.positions + shift) % 20.0
         assert np.ptp(positions, axis=0).max() > 10.0  # split across a face
         force = create_force(model_path, ethanol.numbers.tolist(), periodic=True, backend=backend)
-        energy, forces = openmm_energy_forces(force, ethanol.numbers, positions, cell, "CPU")
+        energy, forces = openmm_energy_forces(force, ethanol.numbers, positions, cell, platform)
         assert_matches(energy, forces, ref_energy, ref_forces)
 
 
