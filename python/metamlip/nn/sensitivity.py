@@ -39,5 +39,10 @@ class InverseGaussianSensitivity(nn.Module):
     def forward(self, distances: torch.Tensor) -> torch.Tensor:
         """distances [P] (Angstrom) -> sensitivities [P, n_sensitivities]."""
         inverse = 1.0 / distances.unsqueeze(1)
-        gauss = torch.exp(-0.5 * ((inverse - self.mu) / self.sigma).square())
+        exponent = 0.5 * ((inverse - self.mu) / self.sigma).square()
+        # Gaussians below exp(-60) ~ 1e-26 are set to exactly 0: exp of large arguments and
+        # float32 subnormal results are ~20x slower on CPUs, and exact zeros let the pair-sum
+        # kernels skip work.
+        far = exponent > 60.0
+        gauss = torch.where(far, torch.zeros_like(exponent), torch.exp(-exponent.clamp(max=60.0)))
         return gauss * cosine_cutoff(distances, self.cutoff).unsqueeze(1)
