@@ -57,7 +57,8 @@ def export_module(
     """(TorchScript model implementing the engine interface, its metadata) for one level.
 
     dtype: "float32" or "float64" (None: the potential's own); implementation: pair sums
-    "torch", "cpp" or "auto" (cpp when the op library provides them).
+    "torch", "cpp" or "auto" (cpp when the op library provides them). The model is frozen and
+    meant for saving (`save_exported`); `metamlip.deploy.load_model` gives one to run in Python.
     """
     level = select_level(potential, level)
     index = potential.level_index(level)
