@@ -15,6 +15,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     A crash or exception leaves the previous `path` untouched (the temporary is removed).
     The temporary keeps the target's suffixes so writers that choose a format by suffix work.
+    The result gets the permissions a plain `open(path, "w")` would give (umask applied), not
+    mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,7 +27,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
