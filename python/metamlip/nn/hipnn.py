@@ -89,6 +89,8 @@ class HIPNN(nn.Module):
     """Per-atom energies from species and pair distances.
 
     n_heads > 1 gives one energy output per head (multi-head training across levels).
+    implementation: pair sums on the C++ ops ("cpp", the default) or the plain-PyTorch
+    reference ("torch"); both give the same values and derivatives.
     """
 
     def __init__(
@@ -102,7 +104,7 @@ class HIPNN(nn.Module):
         soft_min: float = 0.75,
         soft_max: float | None = None,
         n_heads: int = 1,
-        implementation: str = "torch",
+        implementation: str = "cpp",
     ) -> None:
         super().__init__()
         soft_max = soft_max if soft_max is not None else 0.8 * cutoff
