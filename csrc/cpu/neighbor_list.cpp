@@ -6,6 +6,8 @@
 // 3. Each chunk of consecutive atoms i searches the stencil of bins around i's bin into its
 //    own buffer; chunks are concatenated in atom order, so the output is ordered by i and does
 //    not depend on the number of threads.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -206,6 +208,18 @@ void search_atom(const BinnedAtoms& b, const Cell& c, const Grid& g, int64_t i, 
   }
 }
 
+/// Asks the kernel for transparent huge pages under a large, freshly allocated tensor: the
+/// outputs are hundreds of MB, and 4 kB page faults on first touch cost as much as the search.
+void advise_huge_pages(const torch::Tensor& t) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t huge = uintptr_t(1) << 21;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = begin + uintptr_t(t.nbytes());
+  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = end & ~(huge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+}
+
 template <typename scalar_t>
 void write_vectors(const double* x, const NeighborQuery& q, const std::vector<int64_t>& molecule,
                    const int64_t* i_out, const int64_t* j_out, const int64_t* s_out, int64_t begin,
@@ -275,6 +289,7 @@ NeighborResult neighbor_list_cpu(const torch::Tensor& positions, double cutoff,
     distances = torch::empty({0}, positions.options());
     vectors = torch::empty({0, 3}, positions.options());
   }
+  for (const auto* t : {&i_out, &j_out, &s_out, &distances, &vectors}) advise_huge_pages(*t);
   int64_t* ip = i_out.data_ptr<int64_t>();
   int64_t* jp = j_out.data_ptr<int64_t>();
   int64_t* sp = s_out.data_ptr<int64_t>();
