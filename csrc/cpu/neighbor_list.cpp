@@ -6,13 +6,12 @@
 // 3. Each chunk of consecutive atoms i searches the stencil of bins around i's bin into its
 //    own buffer; chunks are concatenated in atom order, so the output is ordered by i and does
 //    not depend on the number of threads.
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "metamlip/cell_grid.h"
+#include "metamlip/memory.h"
 #include "metamlip/ops.h"
 #include "metamlip/parallel.h"
 
@@ -206,18 +205,6 @@ void search_atom(const BinnedAtoms& b, const Cell& c, const Grid& g, int64_t i, 
       }
     }
   }
-}
-
-/// Asks the kernel for transparent huge pages under a large, freshly allocated tensor: the
-/// outputs are hundreds of MB, and 4 kB page faults on first touch cost as much as the search.
-void advise_huge_pages(const torch::Tensor& t) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t huge = uintptr_t(1) << 21;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t end = begin + uintptr_t(t.nbytes());
-  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = end & ~(huge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
 }
 
 template <typename scalar_t>

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "metamlip/memory.h"
 #include "metamlip/ops.h"
 #include "metamlip/parallel.h"
 
@@ -460,7 +461,7 @@ torch::Tensor envsum_cpu(const torch::Tensor& sense, const torch::Tensor& featur
   check_pair_sum("metamlip::envsum", sense, features, features.size(0), pair_first, pair_second);
   const int64_t N = features.size(0), S = sense.size(1), F = features.size(1);
   if (pair_first.numel() == 0 || S == 0 || F == 0) return torch::zeros({N, S, F}, features.options());
-  auto out = torch::empty({N, S, F}, features.options());
+  auto out = empty_huge({N, S, F}, features.options());
   const auto s = sense.contiguous(), z = features.contiguous();
   const auto i = pair_first.contiguous(), j = pair_second.contiguous();
   const Groups g = group_by(i.data_ptr<int64_t>(), i.numel(), N);
@@ -485,7 +486,7 @@ torch::Tensor sensesum_cpu(const torch::Tensor& env_grad, const torch::Tensor& f
                 F = features.size(1);
   check_pair_sum("metamlip::sensesum", env_grad, features, N, pair_first, pair_second);
   if (P == 0 || S == 0 || F == 0) return torch::zeros({P, S}, features.options());
-  auto out = torch::empty({P, S}, features.options());
+  auto out = empty_huge({P, S}, features.options());
   const auto G = env_grad.contiguous(), z = features.contiguous();
   const auto i = pair_first.contiguous(), j = pair_second.contiguous();
   const Groups g = group_by(i.data_ptr<int64_t>(), P, N);
@@ -509,8 +510,8 @@ torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& se
   const int64_t N = env_grad.size(0), S = env_grad.size(1), F = env_grad.size(2);
   const int64_t P = pair_first.numel();
   check_pair_sum("metamlip::featsum", env_grad, sense, N, pair_first, pair_second);
-  auto out = torch::zeros({N, F}, env_grad.options());
-  if (P == 0 || S == 0 || F == 0) return out;
+  if (P == 0 || S == 0 || F == 0) return torch::zeros({N, F}, env_grad.options());
+  auto out = empty_huge({N, F}, env_grad.options()).zero_();
   const auto G = env_grad.contiguous(), s = sense.contiguous();
   const auto i = pair_first.contiguous(), j = pair_second.contiguous();
   const int64_t* first = i.data_ptr<int64_t>();
@@ -533,7 +534,8 @@ torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& se
     const auto& k = kernels<scalar_t>();
     // Scratch of at most ~32 MB: c rows for one block of positions.
     const int64_t block = std::max<int64_t>(4096, (int64_t(32) << 20) / int64_t(F * sizeof(scalar_t)));
-    std::vector<scalar_t> c(std::min(block, P) * F);
+    const auto c_rows = empty_huge({std::min(block, P), F}, G.options());
+    scalar_t* c = c_rows.data_ptr<scalar_t>();
     std::vector<int64_t> cursor(gj.offsets.begin(), gj.offsets.end() - 1);
     scalar_t* h = out.data_ptr<scalar_t>();
     for (int64_t kb0 = 0; kb0 < P; kb0 += block) {
@@ -541,7 +543,7 @@ torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& se
       const int64_t piece = std::max<int64_t>(256, (kb1 - kb0) / (8 * int64_t(at::get_num_threads())) + 1);
       parallel_items((kb1 - kb0 + piece - 1) / piece, [&](int64_t q) {
         const int64_t k0 = kb0 + q * piece, k1 = std::min(kb1, k0 + piece);
-        k.pair_features(c.data(), G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), first, gi, k0, k1,
+        k.pair_features(c, G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), first, gi, k0, k1,
                         kb0, S, F);
       });
       parallel_items(int64_t(atom_bounds.size()) - 1, [&](int64_t q) {
@@ -550,7 +552,7 @@ torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& se
           const int64_t end = gj.offsets[a + 1];
           scalar_t* row = h + a * F;
           for (; cur < end && gj.order[cur] < kb1; ++cur) {
-            const scalar_t* src = c.data() + (gj.order[cur] - kb0) * F;
+            const scalar_t* src = c + (gj.order[cur] - kb0) * F;
             for (int64_t f = 0; f < F; ++f) row[f] += src[f];
           }
           cursor[a] = cur;
