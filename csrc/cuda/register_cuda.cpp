@@ -91,7 +91,7 @@ NeighborResult neighbor_list_cuda(const Tensor& positions, double cutoff, const 
   Tensor lo = torch::full({std::max<int64_t>(n_mol, 1), 3}, INFINITY, f64);
   Tensor hi = torch::full({std::max<int64_t>(n_mol, 1), 3}, -INFINITY, f64);
   if (n > 0) {
-    const Tensor index = mol.defined() ? mol.unsqueeze(1).expand({n, 3}) : torch::zeros({n, 3}, i64);
+    const Tensor index = mol.defined() ? mol.unsqueeze(1).expand({n, 3}).contiguous() : torch::zeros({n, 3}, i64);
     lo = lo.scatter_reduce(0, index, frac, "amin");
     hi = hi.scatter_reduce(0, index, frac, "amax");
   }
