@@ -58,7 +58,7 @@ class TrainingConfig:
     force_weight: float = 1.0  # on (eV/A)^2
     grad_clip: float = 10.0
     checkpoint_every: int = 200  # optimiser steps
-    implementation: str = "torch"
+    implementation: str = "cpp"  # pair sums: C++ ops, or "torch" (reference)
     device: str = "cpu"  # "cpu" or "cuda[:N]"
     progress: bool = True
 
