@@ -106,11 +106,15 @@ def run_errors(args: argparse.Namespace) -> str:
 
     potential = load_init(args.checkpoint)
     dataset = read_data_files(args.data)
-    if args.level is None:
+    level = None if args.level is None else args.level.strip().lower()
+    known = ", ".join(potential.levels)
+    if level is None:
         unknown = sorted(set(dataset.levels()) - set(potential.levels))
         if unknown:
-            raise ConfigError(f"the model does not know level(s) {', '.join(unknown)}: choose one of {', '.join(potential.levels)} with --level")
-    metrics = error_metrics(predict(potential, GraphSet(dataset.configurations, potential.cutoff), level=args.level))
+            raise ConfigError(f"the model does not know level(s) {', '.join(unknown)}: choose one of {known} with --level")
+    elif level not in potential.levels:
+        raise ConfigError(f"the model does not know level {level!r} (known: {known})")
+    metrics = error_metrics(predict(potential, GraphSet(dataset.configurations, potential.cutoff), level=level))
     lines = []
     for level, m in metrics.items():
         lines.append(
