@@ -224,10 +224,7 @@ def read_reference_csv(path: Path, scans: list[Scan]) -> dict[str, np.ndarray] |
 
 
 def scan_plot(path: Path, scans: list[Scan], reference: dict[str, np.ndarray], models: dict[str, dict[str, np.ndarray]], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from metamlip.train.plots import plt, save_png  # plots selects the Agg backend
 
     fig, axes = plt.subplots(1, len(scans), figsize=(5 * len(scans), 4.2), squeeze=False)
     units = {"bond": "distance (Å)", "angle": "angle (°)", "torsion": "dihedral change (°)"}
@@ -245,11 +242,7 @@ def scan_plot(path: Path, scans: list[Scan], reference: dict[str, np.ndarray], m
         ax.set_title(scan.name)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, title)
 
 
 def scan_summary_markdown(metrics: dict[str, dict[str, dict[str, float]]], scans: list[Scan]) -> str:

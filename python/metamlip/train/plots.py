@@ -14,6 +14,16 @@ from metamlip.atomic import atomic_path  # noqa: E402
 from metamlip.train.metrics import Predictions  # noqa: E402
 
 
+def save_png(fig: plt.Figure, path: str | Path, title: str = "") -> None:
+    """Lay out `fig`, write it atomically as a PNG at `path` and close it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
 def _parity(ax, ref: np.ndarray, pred: np.ndarray, label: str, unit: str) -> None:
     ax.scatter(ref, pred, s=4, alpha=0.5)
     if ref.size:
@@ -33,12 +43,7 @@ def parity_plot(pred: Predictions, path: str | Path, title: str = "") -> None:
     shift = e_ref.mean() if e_ref.size else 0.0
     _parity(axes[0], e_ref - shift, e_pred - shift, "Energy/atom", "eV/atom")
     _parity(axes[1], pred.force_ref.ravel(), pred.force_pred.ravel(), "Force", "eV/Å")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, title)
 
 
 def loss_curve_plot(rows: list[dict], path: str | Path) -> None:
@@ -50,10 +55,7 @@ def loss_curve_plot(rows: list[dict], path: str | Path) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def learning_curve_plot(summary: list[dict], path: str | Path, title: str = "") -> None:
@@ -79,9 +81,4 @@ def learning_curve_plot(summary: list[dict], path: str | Path, title: str = "") 
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, title)
