@@ -153,58 +153,21 @@ void search_atom(const BinnedAtoms& b, const Cell& c, const Grid& g, int64_t i, 
   const double* xs = b.sorted_x.data();
   const double* ys = b.sorted_y.data();
   const double* zs = b.sorted_z.data();
-  int64_t bin_of_step[3], image_of_step[3];
-  for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
-    int64_t t[3];
-    t[0] = ci[0] + d0;
-    for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
-      t[1] = ci[1] + d1;
-      for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
-        t[2] = ci[2] + d2;
-        bool inside = true;
-        for (int k = 0; k < 3; ++k) {
-          if (c.periodic[k]) {
-            image_of_step[k] = grid::floor_div(t[k], g.bins[k]);
-            bin_of_step[k] = t[k] - image_of_step[k] * g.bins[k];
-          } else {
-            inside = inside && t[k] >= 0 && t[k] < g.bins[k];
-            image_of_step[k] = 0;
-            bin_of_step[k] = t[k];
-          }
-        }
-        if (!inside) continue;
-        const int64_t bin =
-            g.first_bin + (bin_of_step[0] * g.bins[1] + bin_of_step[1]) * g.bins[2] + bin_of_step[2];
-        // Offset from atom i to the image of the bin: r = x_j(wrapped) + image @ H - x_i.
-        double rel[3];
-        for (int a = 0; a < 3; ++a) {
-          rel[a] = image_of_step[0] * c.rows[0][a] + image_of_step[1] * c.rows[1][a] +
-                   image_of_step[2] * c.rows[2][a] - pi[a];
-        }
-        const bool own_image = image_of_step[0] == 0 && image_of_step[1] == 0 && image_of_step[2] == 0;
-        for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
-          const double dx = xs[slot] + rel[0], dy = ys[slot] + rel[1], dz = zs[slot] + rel[2];
-          if (dx * dx + dy * dy + dz * dz >= rc2) continue;
-          const int32_t j = b.sorted_atom[slot];
-          if (own_image && j == i) continue;
-          const int64_t* wj = &b.image[3 * j];
-          Found f;
-          f.j = j;
-          for (int k = 0; k < 3; ++k) f.shift[k] = int32_t(image_of_step[k] + wi[k] - wj[k]);
-          if (!full_list) {
-            // Half list: i < j, and an atom's own images with S > 0 lexicographically.
-            if (j < i) continue;
-            if (j == i) {
-              const bool positive = f.shift[0] > 0 || (f.shift[0] == 0 && (f.shift[1] > 0 ||
-                                                                          (f.shift[1] == 0 && f.shift[2] > 0)));
-              if (!positive) continue;
-            }
-          }
-          out.push_back(f);
-        }
-      }
+  grid::for_each_stencil_bin(c, g, ci, pi, [&](int64_t bin, const double* rel, const int64_t* image) {
+    const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
+    for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
+      const double dx = xs[slot] + rel[0], dy = ys[slot] + rel[1], dz = zs[slot] + rel[2];
+      if (dx * dx + dy * dy + dz * dz >= rc2) continue;
+      const int32_t j = b.sorted_atom[slot];
+      if (own_image && j == i) continue;
+      const int64_t* wj = &b.image[3 * j];
+      Found f;
+      f.j = j;
+      for (int k = 0; k < 3; ++k) f.shift[k] = int32_t(image[k] + wi[k] - wj[k]);
+      if (!full_list && !grid::half_list_keeps(i, j, f.shift)) continue;
+      out.push_back(f);
     }
-  }
+  });
 }
 
 template <typename scalar_t>

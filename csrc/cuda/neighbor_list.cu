@@ -61,56 +61,21 @@ __device__ void search_atom(const BinnedDevice& b, int64_t i, Visit& visit) {
   const double* pi = b.wrapped + 3 * i;
   const int64_t* ci = b.bin + 3 * i;
   const int64_t* wi = b.image + 3 * i;
-  int64_t bin_of_step[3], image_of_step[3], t[3];
-  for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
-    t[0] = ci[0] + d0;
-    for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
-      t[1] = ci[1] + d1;
-      for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
-        t[2] = ci[2] + d2;
-        bool inside = true;
-        for (int k = 0; k < 3; ++k) {
-          if (c.periodic[k]) {
-            image_of_step[k] = grid::floor_div(t[k], g.bins[k]);
-            bin_of_step[k] = t[k] - image_of_step[k] * g.bins[k];
-          } else {
-            inside = inside && t[k] >= 0 && t[k] < g.bins[k];
-            image_of_step[k] = 0;
-            bin_of_step[k] = t[k];
-          }
-        }
-        if (!inside) continue;
-        const int64_t bin =
-            g.first_bin + (bin_of_step[0] * g.bins[1] + bin_of_step[1]) * g.bins[2] + bin_of_step[2];
-        double rel[3];
-        for (int a = 0; a < 3; ++a) {
-          rel[a] = image_of_step[0] * c.rows[0][a] + image_of_step[1] * c.rows[1][a] +
-                   image_of_step[2] * c.rows[2][a] - pi[a];
-        }
-        const bool own_image = image_of_step[0] == 0 && image_of_step[1] == 0 && image_of_step[2] == 0;
-        for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
-          const double* xs = b.sorted_wrapped + 3 * slot;
-          const double dx = xs[0] + rel[0], dy = xs[1] + rel[1], dz = xs[2] + rel[2];
-          if (dx * dx + dy * dy + dz * dz >= rc2) continue;
-          const int64_t j = b.sorted_atom[slot];
-          if (own_image && j == i) continue;
-          const int64_t* wj = b.image + 3 * j;
-          int64_t shift[3];
-          for (int k = 0; k < 3; ++k) shift[k] = image_of_step[k] + wi[k] - wj[k];
-          if (!b.full_list) {
-            // Half list: i < j, and an atom's own images with S > 0 lexicographically.
-            if (j < i) continue;
-            if (j == i) {
-              const bool positive =
-                  shift[0] > 0 || (shift[0] == 0 && (shift[1] > 0 || (shift[1] == 0 && shift[2] > 0)));
-              if (!positive) continue;
-            }
-          }
-          visit(j, shift);
-        }
-      }
+  grid::for_each_stencil_bin(c, g, ci, pi, [&](int64_t bin, const double* rel, const int64_t* image) {
+    const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
+    for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
+      const double* xs = b.sorted_wrapped + 3 * slot;
+      const double dx = xs[0] + rel[0], dy = xs[1] + rel[1], dz = xs[2] + rel[2];
+      if (dx * dx + dy * dy + dz * dz >= rc2) continue;
+      const int64_t j = b.sorted_atom[slot];
+      if (own_image && j == i) continue;
+      const int64_t* wj = b.image + 3 * j;
+      int64_t shift[3];
+      for (int k = 0; k < 3; ++k) shift[k] = image[k] + wi[k] - wj[k];
+      if (!b.full_list && !grid::half_list_keeps(i, j, shift)) continue;
+      visit(j, shift);
     }
-  }
+  });
 }
 
 struct Counter {

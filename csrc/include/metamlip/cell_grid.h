@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <string>
 
-// bin_of and floor_div also run in CUDA kernels.
+// bin_of, floor_div, for_each_stencil_bin and half_list_keeps also run in CUDA kernels.
 #ifdef __CUDACC__
 #define METAMLIP_HOST_DEVICE __host__ __device__
 #else
@@ -197,6 +197,53 @@ METAMLIP_HOST_DEVICE inline int64_t bin_of(const Grid& grid, int k, double s) {
 
 /// floor(a / b) for b > 0.
 METAMLIP_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/// Calls visit(bin, rel, image) for every bin of the stencil around the bin `ci[3]` of an atom
+/// at wrapped position `xi[3]`, in one fixed order (the CPU and CUDA searches agree pair by
+/// pair): `bin` is the global bin index, `image[3]` the lattice image the bin is seen through,
+/// and `rel[3]` = image @ H - x_i, so x_j(wrapped) + rel is the vector from atom i to that image
+/// of atom j. Bins outside the grid along open directions are skipped.
+template <typename Visit>
+METAMLIP_HOST_DEVICE inline void for_each_stencil_bin(const Cell& c, const Grid& g, const int64_t* ci,
+                                                      const double* xi, Visit&& visit) {
+  int64_t t[3], bin_of_step[3], image[3];
+  for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
+    t[0] = ci[0] + d0;
+    for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
+      t[1] = ci[1] + d1;
+      for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
+        t[2] = ci[2] + d2;
+        bool inside = true;
+        for (int k = 0; k < 3; ++k) {
+          if (c.periodic[k]) {
+            image[k] = floor_div(t[k], g.bins[k]);
+            bin_of_step[k] = t[k] - image[k] * g.bins[k];
+          } else {
+            inside = inside && t[k] >= 0 && t[k] < g.bins[k];
+            image[k] = 0;
+            bin_of_step[k] = t[k];
+          }
+        }
+        if (!inside) continue;
+        const int64_t bin =
+            g.first_bin + (bin_of_step[0] * g.bins[1] + bin_of_step[1]) * g.bins[2] + bin_of_step[2];
+        double rel[3];
+        for (int a = 0; a < 3; ++a) {
+          rel[a] = image[0] * c.rows[0][a] + image[1] * c.rows[1][a] + image[2] * c.rows[2][a] - xi[a];
+        }
+        visit(bin, rel, image);
+      }
+    }
+  }
+}
+
+/// Whether a half list keeps the pair (i, j, S): i < j, and for an atom's own images (j == i)
+/// only shifts S > 0 lexicographically, so each unordered pair appears once.
+template <typename Int>
+METAMLIP_HOST_DEVICE inline bool half_list_keeps(int64_t i, int64_t j, const Int* shift) {
+  if (j != i) return j > i;
+  return shift[0] > 0 || (shift[0] == 0 && (shift[1] > 0 || (shift[1] == 0 && shift[2] > 0)));
+}
 
 }  // namespace grid
 }  // namespace metamlip
