@@ -15,7 +15,7 @@ with respect to positions, the virial from positions and shift vectors.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 from ase.data import chemical_symbols
@@ -92,6 +92,10 @@ class ExportedModel(nn.Module):
         pos = positions.to(dtype)
         first, second = edge_index[0], edge_index[1]
         vectors = pos[second] - pos[first] + edge_shift_vectors.to(dtype)
-        raw = self.hipnn(species, torch.linalg.vector_norm(vectors, dim=1), first, second)[:, self.head]
+        # Atoms outside the mask (an engine's ghosts) skip the last block: their energy is zeroed.
+        pruned: Optional[torch.Tensor] = None
+        if not bool(energy_atom_mask.all()):
+            pruned = energy_atom_mask
+        raw = self.hipnn(species, torch.linalg.vector_norm(vectors, dim=1), first, second, pruned)[:, self.head]
         energies = raw.to(torch.float64) * self.energy_scale + self.self_energies[species]
         return torch.where(energy_atom_mask, energies, torch.zeros_like(energies))

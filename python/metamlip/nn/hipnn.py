@@ -4,9 +4,16 @@ Layer 0 is the one-hot species encoding (hippynn's convention: the first interac
 acts on it directly). Each interaction block is one interaction layer followed by
 `n_atom_layers - 1` onsite (atom-wise) dense layers. A linear head after layer 0 and after
 every block gives per-atom energies; the hierarchical energy is their sum.
+
+Pair p = (pair_first i, pair_second j) carries z_j into the environment sum of atom i (the
+receiver). Given an energy-atom mask, the last block keeps only the pairs received by
+masked-in atoms and computes its output only for them (an engine's ghost atoms need their
+environments in the earlier blocks only).
 """
 
 from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -41,11 +48,20 @@ class InteractionLayer(nn.Module):
         distances: torch.Tensor,
         pair_first: torch.Tensor,
         pair_second: torch.Tensor,
+        receivers: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """features [N, n_in], distances [P] -> [N, n_out] (pre-activation)."""
+        """features [N, n_in], distances [P] -> [N, n_out] (pre-activation).
+
+        receivers [M] (atom indices): output only for these atoms, [M, n_out]; pair_first then
+        holds positions in `receivers`, pair_second atom indices.
+        """
         sense = self.sensitivity(distances)
         env = envsum(sense, features, pair_first, pair_second, self.implementation)
-        return env.reshape(features.shape[0], -1) @ self.interaction_weights + self.self_interaction(features)
+        if receivers is None:
+            return env.reshape(features.shape[0], -1) @ self.interaction_weights + self.self_interaction(features)
+        n_out = receivers.shape[0]
+        env = env[:n_out].reshape(n_out, self.interaction_weights.shape[0])
+        return env @ self.interaction_weights + self.self_interaction(features[receivers])
 
 
 class InteractionBlock(nn.Module):
@@ -78,8 +94,10 @@ class InteractionBlock(nn.Module):
         distances: torch.Tensor,
         pair_first: torch.Tensor,
         pair_second: torch.Tensor,
+        receivers: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        z = self.activation(self.interaction(features, distances, pair_first, pair_second))
+        """Output features [N, n_features] ([M, n_features] for receivers [M], see InteractionLayer)."""
+        z = self.activation(self.interaction(features, distances, pair_first, pair_second, receivers))
         for layer in self.onsite:
             z = self.activation(layer(z))
         return z
@@ -134,17 +152,28 @@ class HIPNN(nn.Module):
         distances: torch.Tensor,
         pair_first: torch.Tensor,
         pair_second: torch.Tensor,
+        energy_atom_mask: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """species [N] (index into the model's species), distances [P] -> energies [N, n_heads].
 
         Energies are in the model's internal scale (see Potential.energy_scale).
+        energy_atom_mask [N] bool: only these atoms' energies are wanted; the last block then
+        runs for them alone, and the rows where the mask is False are not energies.
         """
         dtype = distances.dtype
         z = nn.functional.one_hot(species, self.n_species).to(dtype)
         energy = self.input_head(z)
-        for block in self.blocks:
-            z = block(z, distances, pair_first, pair_second)
-            energy = energy + block.head(z)
+        last = len(self.blocks) - 1
+        for k, block in enumerate(self.blocks):
+            if k == last and energy_atom_mask is not None:
+                receivers, kept_distances, kept_first, kept_second = received_pairs(
+                    energy_atom_mask, distances, pair_first, pair_second
+                )
+                z = block(z, kept_distances, kept_first, kept_second, receivers)
+                energy = energy.index_add(0, receivers, block.head(z))
+            else:
+                z = block(z, distances, pair_first, pair_second)
+                energy = energy + block.head(z)
         return energy
 
     def set_implementation(self, implementation: str) -> None:
@@ -161,6 +190,17 @@ class HIPNN(nn.Module):
     @property
     def n_heads(self) -> int:
         return self.input_head.out_features
+
+
+def received_pairs(
+    mask: torch.Tensor, distances: torch.Tensor, pair_first: torch.Tensor, pair_second: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(receivers [M] = atoms where mask [N] is True, and the distances, pair_first, pair_second
+    of the pairs they receive, pair_first renumbered to positions in receivers). Pair order kept."""
+    receivers = mask.nonzero().squeeze(1)
+    position = torch.cumsum(mask.to(torch.int64), 0) - 1
+    keep = mask[pair_first]
+    return receivers, distances[keep], position[pair_first[keep]], pair_second[keep]
 
 
 def _widened(head: nn.Linear, n_new: int) -> nn.Linear:
