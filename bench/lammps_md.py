@@ -28,6 +28,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import torch
+import yaml
 from ase import Atoms
 from ase.build import molecule
 
@@ -36,15 +37,8 @@ from metamlip.lammps import plugin_path
 from metamlip.nn.build import build_potential
 from metamlip.nn.potential import Potential
 
-ARCHITECTURE = {  # the quickstart model's size
-    "n_features": 32,
-    "n_sensitivities": 16,
-    "n_interactions": 2,
-    "n_atom_layers": 2,
-    "cutoff": 5.0,
-    "soft_min": 0.75,
-    "soft_max": 4.0,
-}
+# The quickstart model's size (make demo trains it).
+ARCHITECTURE = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples/quickstart.yaml").read_text())["model"]
 MOLECULES = ("CH3CH2OH", "H3CNH2", "HCOOH", "CH3CONH2")  # the bundled dataset's (7.5 atoms each)
 ELEMENTS = ("H", "C", "N", "O")
 BIN = Path(sys.prefix) / "bin"

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import openmm
 import torch
+import yaml
 from ase.build import molecule
 from ase.data import atomic_masses
 
@@ -31,15 +32,8 @@ from metamlip.deploy import build_pairs, export_module, load_model, save_exporte
 from metamlip.nn.build import build_potential
 from metamlip.openmm import create_force
 
-ARCHITECTURE = {  # the quickstart model's size
-    "n_features": 32,
-    "n_sensitivities": 16,
-    "n_interactions": 2,
-    "n_atom_layers": 2,
-    "cutoff": 5.0,
-    "soft_min": 0.75,
-    "soft_max": 4.0,
-}
+# The quickstart model's size (make demo trains it).
+ARCHITECTURE = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples/quickstart.yaml").read_text())["model"]
 
 
 def water_box(n_molecules: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
