@@ -2,12 +2,17 @@
 //
 // 1. Effective cell and grid per molecule (cell_grid.h); every atom is wrapped into its cell
 //    along periodic directions (integer image w_i) and put into a bin.
-// 2. Atoms are counting-sorted by bin (stable, so the order is deterministic).
-// 3. Each chunk of consecutive atoms i searches the stencil of bins around i's bin into its
-//    own buffer; chunks are concatenated in atom order, so the output is ordered by i and does
-//    not depend on the number of threads.
+// 2. Atoms are counting-sorted by bin (stable, so the order is deterministic); what the search
+//    reads is copied into bin order, so an atom's candidates are contiguous in memory.
+// 3. The atoms are searched in bin order (neighbouring atoms share their candidate bins in
+//    cache) twice, as on the GPU: once to count each atom's neighbours, then, at prefix-sum
+//    offsets in atom order, to write the pairs straight into the outputs. The output is
+//    ordered by i, then by the stencil order, whatever the number of threads.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "metamlip/cell_grid.h"
@@ -21,23 +26,20 @@ namespace {
 using grid::Cell;
 using grid::Grid;
 
-/// One found neighbour of the atom being searched: j and the cell shift S.
-struct Found {
-  int32_t j;
-  int32_t shift[3];
-};
-
-/// Atoms binned and sorted by bin, with what the search needs in sorted order.
+/// Atoms binned, and sorted by bin: a slot is an atom's place in bin order.
 struct BinnedAtoms {
-  std::vector<Cell> cells;           // per cell row of the query (1 shared or per molecule)
-  std::vector<Grid> grids;           // per molecule
-  std::vector<int64_t> molecule;     // per atom
-  std::vector<int64_t> image;        // [N, 3] periodic image the atom was wrapped from
-  std::vector<int64_t> bin;          // [N, 3] bin coordinates within the molecule's grid
-  std::vector<int64_t> bin_start;    // [bins + 1] start of each global bin in sorted order
-  std::vector<int32_t> sorted_atom;  // [N] atom index, sorted by global bin
-  std::vector<double> sorted_x, sorted_y, sorted_z;  // wrapped positions, sorted by bin
-  std::vector<double> wrapped;       // [N, 3] wrapped positions in atom order
+  std::vector<Cell> cells;         // 1 shared, or one per molecule
+  std::vector<Grid> grids;         // per molecule
+  std::vector<int64_t> molecule;   // [N] per atom
+  std::vector<int64_t> bin_start;  // [bins + 1] first slot of each global bin
+  // Per slot:
+  std::vector<int32_t> atom;             // [N] atom index
+  std::vector<double> x, y, z;           // [N] wrapped positions
+  std::vector<double> position;          // [N, 3] the caller's positions
+  std::vector<int64_t> bin;              // [N, 3] bin coordinates in the molecule's grid
+  std::vector<int32_t> image;            // [N, 3] periodic image the atom was wrapped from
+
+  const Cell& cell_of(int64_t m) const { return cells[cells.size() == 1 ? 0 : m]; }
 };
 
 BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* batch) {
@@ -63,15 +65,13 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
     const std::string error = grid::make_cell(c, periodic, b.cells[m]);
     TORCH_CHECK(error.empty(), op, error, shared ? std::string() : " (molecule " + std::to_string(m) + ")");
   }
-  auto cell_of = [&](int64_t m) -> const Cell& { return b.cells[shared ? 0 : m]; };
 
   // Fractional coordinates, wrapped along periodic directions.
-  std::vector<double> frac(3 * n);
-  b.image.assign(3 * n, 0);
-  b.wrapped.assign(3 * n, 0.0);
+  std::vector<double> frac(3 * n), wrapped(3 * n);
+  std::vector<int32_t> image(3 * n, 0);
   parallel_items((n + 4095) / 4096, [&](int64_t chunk) {
     for (int64_t i = chunk * 4096; i < std::min(n, (chunk + 1) * 4096); ++i) {
-      const Cell& c = cell_of(b.molecule[i]);
+      const Cell& c = b.cell_of(b.molecule[i]);
       const double* xi = x + 3 * i;
       double wrap[3] = {0, 0, 0};
       for (int k = 0; k < 3; ++k) {
@@ -81,12 +81,12 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
           TORCH_CHECK(std::fabs(wrap[k]) < double(1 << 30), op, "atom ", i,
                       " lies more than 2^30 cells away from the origin");
           s -= wrap[k];
-          b.image[3 * i + k] = int64_t(wrap[k]);
+          image[3 * i + k] = int32_t(wrap[k]);
         }
         frac[3 * i + k] = s;
       }
       for (int a = 0; a < 3; ++a) {
-        b.wrapped[3 * i + a] =
+        wrapped[3 * i + a] =
             xi[a] - (wrap[0] * c.rows[0][a] + wrap[1] * c.rows[1][a] + wrap[2] * c.rows[2][a]);
       }
     }
@@ -109,7 +109,7 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
       g.bins[0] = g.bins[1] = g.bins[2] = 0;
     } else {
       const std::string error =
-          grid::make_grid(cell_of(m), &lo[3 * m], &hi[3 * m], atoms_in[m], q.cutoff, g);
+          grid::make_grid(b.cell_of(m), &lo[3 * m], &hi[3 * m], atoms_in[m], q.cutoff, g);
       TORCH_CHECK(error.empty(), op, error);
     }
     g.first_bin = total_bins;
@@ -117,11 +117,10 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
   }
 
   // Bins, then a stable counting sort of the atoms by global bin.
-  b.bin.assign(3 * n, 0);
-  std::vector<int64_t> global_bin(n);
+  std::vector<int64_t> bin(3 * n), global_bin(n);
   for (int64_t i = 0; i < n; ++i) {
     const Grid& g = b.grids[b.molecule[i]];
-    int64_t* c = &b.bin[3 * i];
+    int64_t* c = &bin[3 * i];
     for (int k = 0; k < 3; ++k) c[k] = grid::bin_of(g, k, frac[3 * i + k]);
     global_bin[i] = g.first_bin + (c[0] * g.bins[1] + c[1]) * g.bins[2] + c[2];
   }
@@ -129,66 +128,137 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
   for (int64_t i = 0; i < n; ++i) ++b.bin_start[global_bin[i] + 1];
   for (int64_t k = 0; k < total_bins; ++k) b.bin_start[k + 1] += b.bin_start[k];
   std::vector<int64_t> fill(b.bin_start.begin(), b.bin_start.end() - 1);
-  b.sorted_atom.resize(n);
-  b.sorted_x.resize(n);
-  b.sorted_y.resize(n);
-  b.sorted_z.resize(n);
+  b.atom.resize(n);
+  b.x.resize(n);
+  b.y.resize(n);
+  b.z.resize(n);
+  b.position.resize(3 * n);
+  b.bin.resize(3 * n);
+  b.image.resize(3 * n);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t slot = fill[global_bin[i]]++;
-    b.sorted_atom[slot] = int32_t(i);
-    b.sorted_x[slot] = b.wrapped[3 * i];
-    b.sorted_y[slot] = b.wrapped[3 * i + 1];
-    b.sorted_z[slot] = b.wrapped[3 * i + 2];
+    const int64_t s = fill[global_bin[i]]++;
+    b.atom[s] = int32_t(i);
+    b.x[s] = wrapped[3 * i];
+    b.y[s] = wrapped[3 * i + 1];
+    b.z[s] = wrapped[3 * i + 2];
+    for (int k = 0; k < 3; ++k) {
+      b.position[3 * s + k] = x[3 * i + k];
+      b.bin[3 * s + k] = bin[3 * i + k];
+      b.image[3 * s + k] = image[3 * i + k];
+    }
   }
   return b;
 }
 
-/// Appends every neighbour of atom i (within its molecule's grid) to `out`.
-void search_atom(const BinnedAtoms& b, const Cell& c, const Grid& g, int64_t i, double cutoff,
-                 bool full_list, std::vector<Found>& out) {
+/// Calls visit(slot_j, shift[3]) for every neighbour of the atom in slot s, in stencil order.
+/// Candidates are tested in blocks without branches; the hits are then visited in order.
+template <typename Visit>
+inline void for_each_neighbor(const BinnedAtoms& b, int64_t s, double cutoff, bool full_list, Visit&& visit) {
+  constexpr int64_t kBlock = 64;
   const double rc2 = cutoff * cutoff;
-  const double* pi = &b.wrapped[3 * i];
-  const int64_t* ci = &b.bin[3 * i];
-  const int64_t* wi = &b.image[3 * i];
-  const double* xs = b.sorted_x.data();
-  const double* ys = b.sorted_y.data();
-  const double* zs = b.sorted_z.data();
-  grid::for_each_stencil_bin(c, g, ci, pi, [&](int64_t bin, const double* rel, const int64_t* image) {
-    const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
-    for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
-      const double dx = xs[slot] + rel[0], dy = ys[slot] + rel[1], dz = zs[slot] + rel[2];
-      if (dx * dx + dy * dy + dz * dz >= rc2) continue;
-      const int32_t j = b.sorted_atom[slot];
-      if (own_image && j == i) continue;
-      const int64_t* wj = &b.image[3 * j];
-      Found f;
-      f.j = j;
-      for (int k = 0; k < 3; ++k) f.shift[k] = int32_t(image[k] + wi[k] - wj[k]);
-      if (!full_list && !grid::half_list_keeps(i, j, f.shift)) continue;
-      out.push_back(f);
-    }
-  });
+  const int64_t i = b.atom[s], m = b.molecule[i];
+  const double xi[3] = {b.x[s], b.y[s], b.z[s]};
+  const int32_t* wi = &b.image[3 * s];
+  const double* xs = b.x.data();
+  const double* ys = b.y.data();
+  const double* zs = b.z.data();
+  grid::for_each_stencil_run(
+      b.cell_of(m), b.grids[m], &b.bin[3 * s], xi,
+      [&](int64_t bin_begin, int64_t bin_end, const double* rel, const int64_t* image) {
+        const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
+        const int64_t end = b.bin_start[bin_end];
+        for (int64_t first = b.bin_start[bin_begin]; first < end; first += kBlock) {
+          const int64_t last = std::min(end, first + kBlock);
+          int64_t hit[kBlock], n_hits = 0;
+          for (int64_t t = first; t < last; ++t) {
+            const double dx = xs[t] + rel[0], dy = ys[t] + rel[1], dz = zs[t] + rel[2];
+            hit[n_hits] = t;
+            n_hits += dx * dx + dy * dy + dz * dz < rc2;
+          }
+          for (int64_t h = 0; h < n_hits; ++h) {
+            const int64_t t = hit[h];
+            if (own_image && t == s) continue;
+            const int32_t* wj = &b.image[3 * t];
+            const int64_t shift[3] = {image[0] + wi[0] - wj[0], image[1] + wi[1] - wj[1],
+                                      image[2] + wi[2] - wj[2]};
+            if (!full_list && !grid::half_list_keeps(i, b.atom[t], shift)) continue;
+            visit(t, shift);
+          }
+        }
+      });
 }
 
-template <typename scalar_t>
-void write_vectors(const double* x, const NeighborQuery& q, const std::vector<int64_t>& molecule,
-                   const int64_t* i_out, const int64_t* j_out, const int64_t* s_out, int64_t begin,
-                   int64_t end, scalar_t* distances, scalar_t* vectors) {
-  const double* cells = q.cells.data_ptr<double>();
-  const bool shared = q.cells.size(0) == 1;
-  for (int64_t p = begin; p < end; ++p) {
-    const int64_t i = i_out[p], j = j_out[p];
-    const double* h = cells + 9 * (shared ? 0 : molecule[i]);
-    const int64_t* s = s_out + 3 * p;
-    double d2 = 0.0;
-    for (int a = 0; a < 3; ++a) {
-      const double shift = double(s[0]) * h[a] + double(s[1]) * h[3 + a] + double(s[2]) * h[6 + a];
-      const double v = x[3 * j + a] - x[3 * i + a] + shift;
-      vectors[3 * p + a] = scalar_t(v);
-      d2 += v * v;
-    }
-    distances[p] = scalar_t(std::sqrt(d2));
+/// Number of neighbours of the atom in slot s in a full list: for_each_neighbor's count, as a
+/// plain sum over the candidates (minus the atom itself, always found in its own bin).
+inline int64_t count_full_list(const BinnedAtoms& b, int64_t s, double cutoff) {
+  const double rc2 = cutoff * cutoff;
+  const int64_t m = b.molecule[b.atom[s]];
+  const double xi[3] = {b.x[s], b.y[s], b.z[s]};
+  const double* xs = b.x.data();
+  const double* ys = b.y.data();
+  const double* zs = b.z.data();
+  int64_t count = -1;
+  grid::for_each_stencil_run(b.cell_of(m), b.grids[m], &b.bin[3 * s], xi,
+                             [&](int64_t bin_begin, int64_t bin_end, const double* rel, const int64_t*) {
+                               const int64_t end = b.bin_start[bin_end];
+                               for (int64_t t = b.bin_start[bin_begin]; t < end; ++t) {
+                                 const double dx = xs[t] + rel[0], dy = ys[t] + rel[1], dz = zs[t] + rel[2];
+                                 count += dx * dx + dy * dy + dz * dz < rc2;
+                               }
+                             });
+  return count;
+}
+
+/// Stores v at p bypassing the caches (the outputs are far larger than the caches, and nothing
+/// reads them before the op returns); callers end with _mm_sfence().
+template <typename T>
+inline void stream(T* p, T v) {
+  static_assert(sizeof(T) == 8 || sizeof(T) == 4, "8- or 4-byte values");
+  if constexpr (sizeof(T) == 8) {
+    long long bits;
+    std::memcpy(&bits, &v, 8);
+    _mm_stream_si64(reinterpret_cast<long long*>(p), bits);
+  } else {
+    int bits;
+    std::memcpy(&bits, &v, 4);
+    _mm_stream_si32(reinterpret_cast<int*>(p), bits);
   }
+}
+
+/// Pairs of the atoms in slots [begin, end), written at offset[i] onwards for each atom i:
+/// i, j, S and (when `cell_rows` is set) vectors x_j - x_i + S @ cell and their lengths.
+template <typename scalar_t>
+void write_pairs(const BinnedAtoms& b, const NeighborQuery& q, const int64_t* offset, int64_t begin,
+                 int64_t end, int64_t* pair_i, int64_t* pair_j, int64_t* shifts, scalar_t* distances,
+                 scalar_t* vectors) {
+  const double* cells = q.cells.data_ptr<double>();
+  const bool shared_cell = q.cells.size(0) == 1;
+  for (int64_t s = begin; s < end; ++s) {
+    const int64_t i = b.atom[s];
+    const double* h = cells + 9 * (shared_cell ? 0 : b.molecule[i]);
+    const double* xi = &b.position[3 * s];
+    int64_t p = offset[i];
+    for_each_neighbor(b, s, q.cutoff, q.full_list, [&](int64_t t, const int64_t* shift) {
+      stream(pair_i + p, i);
+      stream(pair_j + p, int64_t(b.atom[t]));
+      for (int k = 0; k < 3; ++k) stream(shifts + 3 * p + k, shift[k]);
+      if (vectors != nullptr) {
+        const double* xj = &b.position[3 * t];
+        double d2 = 0.0;
+        for (int a = 0; a < 3; ++a) {
+          const double lattice = double(shift[0]) * h[a] + double(shift[1]) * h[3 + a] + double(shift[2]) * h[6 + a];
+          const double v = xj[a] - xi[a] + lattice;
+          stream(vectors + 3 * p + a, scalar_t(v));
+          d2 += v * v;
+        }
+        stream(distances + p, scalar_t(std::sqrt(d2)));
+      }
+      ++p;
+    });
+    TORCH_CHECK(p == offset[i + 1], "metamlip::neighbor_list: internal error: atom ", i, " has ",
+                offset[i + 1] - offset[i], " neighbours when counted but ", p - offset[i], " when written");
+  }
+  _mm_sfence();
 }
 
 }  // namespace
@@ -205,66 +275,42 @@ NeighborResult neighbor_list_cpu(const torch::Tensor& positions, double cutoff,
   const auto pos = positions.detach().to(torch::kFloat64).contiguous();
   torch::Tensor mol;
   if (batch.has_value() && batch->defined()) mol = batch->to(torch::kInt64).contiguous();
-  const double* x = pos.data_ptr<double>();
   const int64_t n = q.n_atoms;
+  const BinnedAtoms b = bin_atoms(q, pos.data_ptr<double>(), mol.defined() ? mol.data_ptr<int64_t>() : nullptr);
 
-  const BinnedAtoms b = bin_atoms(q, x, mol.defined() ? mol.data_ptr<int64_t>() : nullptr);
-
-  // Search chunks of consecutive atoms; each chunk has its own buffer.
+  // Count every atom's neighbours (chunks of slots, i.e. of bins), then offsets in atom order.
   const int64_t chunk = chunk_size(n, 64, 64 * int64_t(at::get_num_threads()));
   const int64_t n_chunks = (n + chunk - 1) / chunk;
-  std::vector<std::vector<Found>> found(n_chunks);
-  std::vector<int64_t> count(n + 1, 0);  // count[i + 1]: neighbours of atom i
+  std::vector<int64_t> offset(n + 1, 0);  // offset[i + 1]: neighbours of atom i, then prefix sums
   parallel_items(n_chunks, [&](int64_t k) {
-    std::vector<Found>& out = found[k];
-    for (int64_t i = k * chunk; i < std::min(n, (k + 1) * chunk); ++i) {
-      const size_t before = out.size();
-      const int64_t m = b.molecule[i];
-      search_atom(b, b.cells[b.cells.size() == 1 ? 0 : m], b.grids[m], i, q.cutoff, q.full_list, out);
-      count[i + 1] = int64_t(out.size() - before);
+    for (int64_t s = k * chunk; s < std::min(n, (k + 1) * chunk); ++s) {
+      int64_t count = 0;
+      if (q.full_list) {
+        count = count_full_list(b, s, q.cutoff);
+      } else {
+        for_each_neighbor(b, s, q.cutoff, false, [&](int64_t, const int64_t*) { ++count; });
+      }
+      offset[b.atom[s] + 1] = count;
     }
   });
-  for (int64_t i = 0; i < n; ++i) count[i + 1] += count[i];
-  const int64_t n_pairs = count[n];
+  for (int64_t i = 0; i < n; ++i) offset[i + 1] += offset[i];
+  const int64_t n_pairs = offset[n];
 
-  auto index_options = torch::TensorOptions().dtype(torch::kInt64);
-  auto i_out = torch::empty({n_pairs}, index_options);
-  auto j_out = torch::empty({n_pairs}, index_options);
-  auto s_out = torch::empty({n_pairs, 3}, index_options);
-  torch::Tensor distances, vectors;
-  if (q.return_vectors) {
-    distances = torch::empty({n_pairs}, positions.options());
-    vectors = torch::empty({n_pairs, 3}, positions.options());
-  } else {
-    distances = torch::empty({0}, positions.options());
-    vectors = torch::empty({0, 3}, positions.options());
-  }
-  for (const auto* t : {&i_out, &j_out, &s_out, &distances, &vectors}) advise_huge_pages(*t);
-  int64_t* ip = i_out.data_ptr<int64_t>();
-  int64_t* jp = j_out.data_ptr<int64_t>();
-  int64_t* sp = s_out.data_ptr<int64_t>();
-  parallel_items(n_chunks, [&](int64_t k) {
-    const int64_t first_atom = k * chunk, last_atom = std::min(n, (k + 1) * chunk);
-    const int64_t begin = count[first_atom];
-    const std::vector<Found>& in = found[k];
-    int64_t p = begin;
-    for (int64_t i = first_atom; i < last_atom; ++i) {
-      for (; p < count[i + 1]; ++p) {
-        const Found& f = in[p - begin];
-        ip[p] = i;
-        jp[p] = f.j;
-        sp[3 * p] = f.shift[0];
-        sp[3 * p + 1] = f.shift[1];
-        sp[3 * p + 2] = f.shift[2];
-      }
-    }
-    std::vector<Found>().swap(found[k]);
-    if (q.return_vectors) {
-      AT_DISPATCH_FLOATING_TYPES(vectors.scalar_type(), "metamlip::neighbor_list", [&] {
-        write_vectors<scalar_t>(x, q, b.molecule, ip, jp, sp, begin, count[last_atom],
-                                distances.data_ptr<scalar_t>(), vectors.data_ptr<scalar_t>());
-      });
-    }
+  const auto index_options = torch::TensorOptions().dtype(torch::kInt64);
+  const torch::Tensor i_out = empty_huge({n_pairs}, index_options);
+  const torch::Tensor j_out = empty_huge({n_pairs}, index_options);
+  const torch::Tensor s_out = empty_huge({n_pairs, 3}, index_options);
+  const int64_t n_vectors = q.return_vectors ? n_pairs : 0;
+  const torch::Tensor distances = empty_huge({n_vectors}, positions.options());
+  const torch::Tensor vectors = empty_huge({n_vectors, 3}, positions.options());
+  AT_DISPATCH_FLOATING_TYPES(vectors.scalar_type(), "metamlip::neighbor_list", [&] {
+    scalar_t* d = q.return_vectors ? distances.data_ptr<scalar_t>() : nullptr;
+    scalar_t* v = q.return_vectors ? vectors.data_ptr<scalar_t>() : nullptr;
+    parallel_items(n_chunks, [&](int64_t k) {
+      write_pairs<scalar_t>(b, q, offset.data(), k * chunk, std::min(n, (k + 1) * chunk),
+                            i_out.data_ptr<int64_t>(), j_out.data_ptr<int64_t>(),
+                            s_out.data_ptr<int64_t>(), d, v);
+    });
   });
   return {i_out, j_out, s_out, distances, vectors};
 }

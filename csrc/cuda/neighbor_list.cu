@@ -61,9 +61,10 @@ __device__ void search_atom(const BinnedDevice& b, int64_t i, Visit& visit) {
   const double* pi = b.wrapped + 3 * i;
   const int64_t* ci = b.bin + 3 * i;
   const int64_t* wi = b.image + 3 * i;
-  grid::for_each_stencil_bin(c, g, ci, pi, [&](int64_t bin, const double* rel, const int64_t* image) {
+  grid::for_each_stencil_run(c, g, ci, pi, [&](int64_t bin_begin, int64_t bin_end, const double* rel,
+                                                const int64_t* image) {
     const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
-    for (int64_t slot = b.bin_start[bin]; slot < b.bin_start[bin + 1]; ++slot) {
+    for (int64_t slot = b.bin_start[bin_begin]; slot < b.bin_start[bin_end]; ++slot) {
       const double* xs = b.sorted_wrapped + 3 * slot;
       const double dx = xs[0] + rel[0], dy = xs[1] + rel[1], dz = xs[2] + rel[2];
       if (dx * dx + dy * dy + dz * dz >= rc2) continue;

@@ -135,6 +135,33 @@ def test_deterministic_and_independent_of_threads():
         assert torch.equal(a, b) and torch.equal(b, c)
 
 
+def test_large_outputs_on_recycled_blocks():
+    """Outputs of 2 MB and more live on recycled huge-page blocks (csrc/cpu/memory.cpp): they
+    equal vesin's pairs, a live result is never overwritten by the next call, and a freed
+    result's blocks, reused, give the same pairs again."""
+    vesin = pytest.importorskip("vesin")
+    rng = np.random.default_rng(7)
+    length = (6000 / 0.1003) ** (1 / 3)  # water's atom density: ~315k pairs at 5 A
+    positions = torch.from_numpy(rng.random((6000, 3)) * length)
+    cell = torch.eye(3, dtype=torch.float64) * length
+    pbc = torch.tensor([True, True, True])
+    first = neighbor_list_op(positions, 5.0, cell, pbc, return_vectors=True)
+    assert first[0].nbytes >= 2 << 20
+    kept = [t.clone() for t in first]
+    vi, vj, vs = vesin.NeighborList(cutoff=5.0, full_list=True).compute(
+        points=positions.numpy(), box=cell.numpy(), periodic=True, quantities="ijS")
+    np.testing.assert_array_equal(as_set(*first[:3]), as_set(vi, vj, vs))
+    second = neighbor_list_op(positions + 0.5, 5.0, cell, pbc, return_vectors=True)
+    for a, b in zip(first, second):
+        assert a.data_ptr() != b.data_ptr()
+    for a, b in zip(first, kept):
+        assert torch.equal(a, b)
+    del first, second
+    again = neighbor_list_op(positions, 5.0, cell, pbc, return_vectors=True)
+    for a, b in zip(again, kept):
+        assert torch.equal(a, b)
+
+
 def test_empty_inputs():
     positions = torch.zeros(0, 3, dtype=torch.float64)
     for cell, pbc in [(None, None), (torch.eye(3) * 5.0, torch.tensor([True, True, True]))]:

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <string>
 
-// bin_of, floor_div, for_each_stencil_bin and half_list_keeps also run in CUDA kernels.
+// bin_of, floor_div, for_each_stencil_run and half_list_keeps also run in CUDA kernels.
 #ifdef __CUDACC__
 #define METAMLIP_HOST_DEVICE __host__ __device__
 #else
@@ -198,40 +198,49 @@ METAMLIP_HOST_DEVICE inline int64_t bin_of(const Grid& grid, int k, double s) {
 /// floor(a / b) for b > 0.
 METAMLIP_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-/// Calls visit(bin, rel, image) for every bin of the stencil around the bin `ci[3]` of an atom
-/// at wrapped position `xi[3]`, in one fixed order (the CPU and CUDA searches agree pair by
-/// pair): `bin` is the global bin index, `image[3]` the lattice image the bin is seen through,
-/// and `rel[3]` = image @ H - x_i, so x_j(wrapped) + rel is the vector from atom i to that image
-/// of atom j. Bins outside the grid along open directions are skipped.
+/// Calls visit(bin_begin, bin_end, rel, image) for every run of consecutive bins of the stencil
+/// around the bin `ci[3]` of an atom at wrapped position `xi[3]`, in one fixed order (the CPU
+/// and CUDA searches agree pair by pair). A run is a stretch of bins along the last direction
+/// seen through the same lattice image, so its atoms are contiguous in bin-sorted order:
+/// global bins [bin_begin, bin_end). `image[3]` is that image and `rel[3]` = image @ H - x_i, so
+/// x_j(wrapped) + rel is the vector from atom i to that image of atom j. Bins outside the grid
+/// along open directions are skipped.
 template <typename Visit>
-METAMLIP_HOST_DEVICE inline void for_each_stencil_bin(const Cell& c, const Grid& g, const int64_t* ci,
+METAMLIP_HOST_DEVICE inline void for_each_stencil_run(const Cell& c, const Grid& g, const int64_t* ci,
                                                       const double* xi, Visit&& visit) {
-  int64_t t[3], bin_of_step[3], image[3];
+  int64_t image[3], row_bin[2];
   for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
-    t[0] = ci[0] + d0;
     for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
-      t[1] = ci[1] + d1;
-      for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
-        t[2] = ci[2] + d2;
-        bool inside = true;
-        for (int k = 0; k < 3; ++k) {
-          if (c.periodic[k]) {
-            image[k] = floor_div(t[k], g.bins[k]);
-            bin_of_step[k] = t[k] - image[k] * g.bins[k];
-          } else {
-            inside = inside && t[k] >= 0 && t[k] < g.bins[k];
-            image[k] = 0;
-            bin_of_step[k] = t[k];
-          }
+      const int64_t t[2] = {ci[0] + d0, ci[1] + d1};
+      bool inside = true;
+      for (int k = 0; k < 2; ++k) {
+        if (c.periodic[k]) {
+          image[k] = floor_div(t[k], g.bins[k]);
+          row_bin[k] = t[k] - image[k] * g.bins[k];
+        } else {
+          inside = inside && t[k] >= 0 && t[k] < g.bins[k];
+          image[k] = 0;
+          row_bin[k] = t[k];
         }
-        if (!inside) continue;
-        const int64_t bin =
-            g.first_bin + (bin_of_step[0] * g.bins[1] + bin_of_step[1]) * g.bins[2] + bin_of_step[2];
+      }
+      if (!inside) continue;
+      const int64_t row = g.first_bin + (row_bin[0] * g.bins[1] + row_bin[1]) * g.bins[2];
+      int64_t t2 = ci[2] - g.reach[2], t2_end = ci[2] + g.reach[2] + 1;
+      if (!c.periodic[2]) {
+        t2 = t2 < 0 ? 0 : t2;
+        t2_end = t2_end > g.bins[2] ? g.bins[2] : t2_end;
+      }
+      while (t2 < t2_end) {
+        image[2] = c.periodic[2] ? floor_div(t2, g.bins[2]) : 0;
+        const int64_t first = t2 - image[2] * g.bins[2];
+        const int64_t left = t2_end - t2, to_edge = g.bins[2] - first;
+        const int64_t length = left < to_edge ? left : to_edge;
         double rel[3];
         for (int a = 0; a < 3; ++a) {
           rel[a] = image[0] * c.rows[0][a] + image[1] * c.rows[1][a] + image[2] * c.rows[2][a] - xi[a];
         }
-        visit(bin, rel, image);
+        visit(row + first, row + first + length, rel, image);
+        t2 += length;
       }
     }
   }

@@ -1,32 +1,16 @@
-// Large fresh output tensors: ask for transparent huge pages before the first touch.
+// Large CPU output tensors: whole huge pages, recycled between calls.
 #pragma once
 
-#include <sys/mman.h>
 #include <torch/torch.h>
-
-#include <cstdint>
 
 namespace metamlip {
 
-/// Advises the kernel to back the 2 MB-aligned part of t's storage with transparent huge pages
-/// (where THP is in "madvise" mode). The outputs of the ops are often hundreds of MB, and 4 kB
-/// page faults on their first touch cost about as much as the computation. A no-op for
-/// tensors smaller than 2 MB, and where MADV_HUGEPAGE does not exist.
-inline void advise_huge_pages(const torch::Tensor& t) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t huge = uintptr_t(1) << 21;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t end = begin + uintptr_t(t.nbytes());
-  const uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = end & ~(huge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
-}
-
-/// torch::empty(sizes, options), advised to use huge pages (CPU tensors).
-inline torch::Tensor empty_huge(torch::IntArrayRef sizes, const torch::TensorOptions& options) {
-  torch::Tensor t = torch::empty(sizes, options);
-  advise_huge_pages(t);
-  return t;
-}
+/// An uninitialised CPU tensor of `sizes` (contiguous). Tensors of 2 MB or more get storage
+/// made of whole 2 MB pages advised to the kernel as transparent huge pages, and, when freed,
+/// their storage goes back to a small process-wide cache (at most 1 GiB of idle blocks) that the
+/// next large output of a similar size reuses: the ops' outputs are often hundreds of MB, made
+/// again every MD step, and the kernel's page faults and zeroing of fresh memory cost about as
+/// much as computing them. Smaller tensors are plain torch::empty.
+torch::Tensor empty_huge(torch::IntArrayRef sizes, const torch::TensorOptions& options);
 
 }  // namespace metamlip
