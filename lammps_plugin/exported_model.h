@@ -3,7 +3,10 @@
 // The module's forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64,
 // edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> [N] returns per-atom energies in eV,
 // zero where the mask is false; r_ij = positions[j] - positions[i] + edge_shift_vectors[p].
-// The file's extra file `metadata.json` describes the model (format_version 1).
+// Engines that split the atoms between processes call its method stage(block, positions,
+// atomic_numbers, edge_index, edge_shift_vectors, features, n_receivers) once per interaction
+// block (python/metamlip/deploy/model.py). The file's extra file `metadata.json` describes the
+// model (format_version 1).
 #ifndef METAMLIP_EXPORTED_MODEL_H
 #define METAMLIP_EXPORTED_MODEL_H
 
@@ -29,6 +32,7 @@ struct ModelMetadata {
   std::vector<int64_t> atomic_numbers;     // same order as elements
   double cutoff = 0.0;                     // Angstrom
   int n_interactions = 0;
+  int n_features = 0;                      // width of each block's output features (0: absent)
   double receptive_field = 0.0;            // Angstrom, n_interactions * cutoff
   std::string level;
   torch::Dtype dtype = torch::kFloat64;

@@ -11,8 +11,8 @@ constexpr int kNeighMask = 0x1FFFFFFF;  // LAMMPS's NEIGHMASK: strips the specia
 
 template <typename TagInt>
 void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlocal, int nall,
-                              int n_listed, const int *numneigh, int *const *firstneigh,
-                              double cutoff, int n_interactions, GhostGraph &graph) {
+                              const int *numneigh, int *const *firstneigh, double cutoff,
+                              int max_depth, GhostGraph &graph) {
   graph.node_atom.clear();
   graph.node_depth.clear();
   graph.edge_first.clear();
@@ -42,9 +42,9 @@ void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlo
   // Breadth-first: nodes are appended in order of depth, so the scan stops at depth n.
   for (size_t k = 0; k < graph.node_atom.size(); ++k) {
     const int depth = graph.node_depth[k];
-    if (depth >= n_interactions) break;
+    if (depth >= max_depth) break;
     const int a = graph.node_atom[k];
-    if (a >= n_listed) {
+    if (a >= nlocal) {
       for (int atom : graph.node_atom) node_of_tag_[tag[atom]] = -1;
       throw std::runtime_error("ghost atom " + std::to_string(static_cast<int64_t>(tag[a])) +
                                " needs a neighbour list but has none (an atom ID that no "
@@ -78,10 +78,10 @@ void GhostGraphBuilder::build(const double *const *x, const TagInt *tag, int nlo
   for (int atom : graph.node_atom) node_of_tag_[tag[atom]] = -1;
 }
 
-template void GhostGraphBuilder::build<int>(const double *const *, const int *, int, int, int,
+template void GhostGraphBuilder::build<int>(const double *const *, const int *, int, int,
                                             const int *, int *const *, double, int, GhostGraph &);
 template void GhostGraphBuilder::build<int64_t>(const double *const *, const int64_t *, int, int,
-                                                int, const int *, int *const *, double, int,
+                                                const int *, int *const *, double, int,
                                                 GhostGraph &);
 
 }  // namespace metamlip

@@ -1,19 +1,16 @@
-// The graph an MPI rank passes to the model: its own atoms plus the fewest ghost atoms that
-// make the energies of its own atoms exact.
+// The graph a rank passes to the model: its own atoms plus the ghost atoms it needs.
 //
 // A HIP-NN model with n interactions gives atom i an energy that depends on atoms up to n
 // hops (each shorter than the cutoff) away. Ghost atoms are folded by atom ID: all images of
 // one atom (periodic images, or copies of another rank's atom) become one node, whose edges
 // carry the image's lattice shift, r_ij = x[node j] - x[node i] + shift. Nodes are found by
-// breadth-first search from the local atoms: a node at depth d < n gets the edges of its
-// neighbour list, a node at depth n only contributes its species. So in serial (all ghosts are
-// periodic images of local atoms) the graph is exactly the periodic graph of the local atoms,
-// with no ghost work, and under MPI only ghosts within n hops are evaluated.
+// breadth-first search from the local atoms: a node at depth d < depth gets the edges of its
+// neighbour list, a node at the last depth only sends.
 //
-// In serial the local atoms' lists are all the search needs (every ghost folds onto a local
-// atom). Under MPI the neighbour lists of ghost nodes at depth < n are complete when the ghost
-// shell reaches n * cutoff + skin from the subdomain (the pair style sets the communication
-// cutoff to that and requests ghost lists).
+// In serial (depth n) every ghost is a periodic image of a local atom, so the graph is exactly
+// the periodic graph of the local atoms and the local atoms' lists are all the search needs.
+// Under MPI (depth 1) the graph is the local atoms' pairs and the ghosts they reach; the
+// ghosts' features come from their owners block by block (pair_metamlip.h).
 #ifndef METAMLIP_GHOST_GRAPH_H
 #define METAMLIP_GHOST_GRAPH_H
 
@@ -39,15 +36,15 @@ struct GhostGraph {
 
 /// Builds GhostGraphs, keeping its buffers between calls.
 ///
-/// x: positions of local + ghost atoms; tag: their IDs (> 0); numneigh/firstneigh: a full
-/// neighbour list indexed by atom (entries may carry LAMMPS's special bits) for the first
-/// `n_listed` atoms (nall with ghost lists, nlocal without: enough in serial, where every
-/// ghost is an image of a local atom); pairs count only when |x_j - x_i| < cutoff.
+/// x: positions of local + ghost atoms; tag: their IDs (> 0); numneigh/firstneigh: the full
+/// neighbour lists of the local atoms (entries may carry LAMMPS's special bits); pairs count
+/// only when |x_j - x_i| < cutoff. max_depth: hops from the local atoms (>= 1); nodes deeper
+/// than 0 must fold onto local atoms, or be at max_depth.
 class GhostGraphBuilder {
  public:
   template <typename TagInt>
-  void build(const double *const *x, const TagInt *tag, int nlocal, int nall, int n_listed,
-             const int *numneigh, int *const *firstneigh, double cutoff, int n_interactions,
+  void build(const double *const *x, const TagInt *tag, int nlocal, int nall,
+             const int *numneigh, int *const *firstneigh, double cutoff, int max_depth,
              GhostGraph &graph);
 
  private:

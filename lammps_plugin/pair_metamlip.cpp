@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -35,15 +36,14 @@ PairMetamlip::PairMetamlip(LAMMPS *lmp) : Pair(lmp) {
   one_coeff = 1;
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;  // the virial comes from the pair vectors (ghosts are folded)
-  ghostneigh = 1;               // under MPI ghost atoms need their own lists (init_style)
   centroidstressflag = CENTROID_NOTAVAIL;
 }
 
 PairMetamlip::~PairMetamlip() {
+  memory->destroy(feature_rows_);
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
-    memory->destroy(cutghost);
   }
 }
 
@@ -52,7 +52,6 @@ void PairMetamlip::allocate() {
   const int n = atom->ntypes;
   memory->create(setflag, n + 1, n + 1, "pair:setflag");
   memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
-  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
   for (int i = 0; i <= n; ++i)
     for (int j = 0; j <= n; ++j) setflag[i][j] = 0;
 }
@@ -146,29 +145,29 @@ void PairMetamlip::init_style() {
   if (comm->mode != Comm::SINGLE) {
     error->all(FLERR, "pair_style metamlip supports only `comm_modify mode single`");
   }
-  if (comm->nprocs == 1) {
-    // Serial: every ghost is a periodic image of a local atom and is folded onto it, so the
-    // local atoms' lists are all the graph needs (no ghost lists, default ghost cutoff).
-    ghostneigh = 0;
-    neighbor->add_request(this, NeighConst::REQ_FULL);
+  // Only the local atoms' lists: in serial every ghost is a periodic image of a local atom
+  // and is folded onto it; under MPI the blocks run for local atoms only and the ghosts one
+  // hop away get their features by communication (default ghost cutoff: cutoff + skin).
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (comm->nprocs > 1) {
+    const auto &meta = model_->metadata;
+    if (!model_->module.find_method("stage") || (meta.n_interactions > 1 && meta.n_features < 1)) {
+      error->all(FLERR,
+                 "pair_style metamlip: model {} was exported by an older metamlip and cannot "
+                 "run on several MPI ranks (it lacks the method `stage` or the metadata entry "
+                 "n_features). Export it again with `metamlip-export`, or run on one rank.",
+                 model_path_);
+    }
+    feature_width_ = meta.n_features;
+    comm_forward = comm_reverse = feature_width_;
     if (comm->me == 0) {
-      utils::logmesg(lmp, "metamlip: 1 MPI rank: periodic images folded onto their atoms\n");
+      utils::logmesg(lmp,
+                     "metamlip: {} MPI ranks: each block runs for the local atoms; ghosts get "
+                     "their {} features from their owners after each block\n",
+                     comm->nprocs, feature_width_);
     }
-  } else {
-    // Ghost atoms must reach the receptive field (n_interactions * cutoff) plus the skin, so
-    // that every atom within n - 1 hops of a local atom has its complete neighbour list.
-    ghostneigh = 1;
-    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
-    const double needed = model_->metadata.receptive_field + neighbor->skin;
-    if (comm->cutghostuser < needed) {
-      comm->cutghostuser = needed;
-      if (comm->me == 0) {
-        utils::logmesg(lmp,
-                       "metamlip: communication cutoff set to {:.4g} A (receptive field {:.4g} "
-                       "A + skin {:.4g} A)\n",
-                       needed, model_->metadata.receptive_field, neighbor->skin);
-      }
-    }
+  } else if (comm->me == 0) {
+    utils::logmesg(lmp, "metamlip: 1 MPI rank: periodic images folded onto their atoms\n");
   }
   set_threads();
 }
@@ -187,68 +186,74 @@ void PairMetamlip::set_threads() {
 double PairMetamlip::init_one(int i, int j) {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
   const double cutoff = model_->metadata.cutoff;
-  cutghost[i][j] = cutghost[j][i] = cutoff;
   return cutoff;
 }
 
 void PairMetamlip::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  double **x = atom->x;
-  const auto &meta = model_->metadata;
-
   try {
-    const int n_listed = ghostneigh ? nall : nlocal;
-    builder_.build(x, atom->tag, nlocal, nall, n_listed, list->numneigh, list->firstneigh,
-                   meta.cutoff, meta.n_interactions, graph_);
+    // Depth 1 under MPI: ghost atoms only send; their features come from their owners.
+    builder_.build(atom->x, atom->tag, atom->nlocal, atom->nlocal + atom->nghost,
+                   list->numneigh, list->firstneigh, model_->metadata.cutoff,
+                   comm->nprocs == 1 ? model_->metadata.n_interactions : 1, graph_);
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
   }
-  if (nlocal == 0) return;
+  if (comm->nprocs == 1) {
+    if (atom->nlocal > 0) compute_whole();
+  } else {
+    compute_by_blocks();  // every rank takes part in the communication, with atoms or not
+  }
+}
 
+PairMetamlip::GraphInputs PairMetamlip::graph_inputs() {
   const int64_t n_nodes = graph_.n_nodes();
   const int64_t n_edges = graph_.n_edges();
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-
-  torch::Tensor positions = torch::empty({n_nodes, 3}, f64);
-  torch::Tensor numbers = torch::empty({n_nodes}, i64);
-  {
-    auto p = positions.accessor<double, 2>();
-    auto z = numbers.accessor<int64_t, 1>();
-    const int *type = atom->type;
-    for (int64_t k = 0; k < n_nodes; ++k) {
-      const int a = graph_.node_atom[k];
-      p[k][0] = x[a][0];
-      p[k][1] = x[a][1];
-      p[k][2] = x[a][2];
-      z[k] = type_atomic_number_[type[a]];
-    }
+  GraphInputs in;
+  in.positions = torch::empty({n_nodes, 3}, f64);
+  in.numbers = torch::empty({n_nodes}, i64);
+  auto p = in.positions.accessor<double, 2>();
+  auto z = in.numbers.accessor<int64_t, 1>();
+  double **x = atom->x;
+  const int *type = atom->type;
+  for (int64_t k = 0; k < n_nodes; ++k) {
+    const int a = graph_.node_atom[k];
+    p[k][0] = x[a][0];
+    p[k][1] = x[a][1];
+    p[k][2] = x[a][2];
+    z[k] = type_atomic_number_[type[a]];
   }
-  torch::Tensor edge_index = torch::empty({2, n_edges}, i64);
-  std::memcpy(edge_index.data_ptr<int64_t>(), graph_.edge_first.data(), n_edges * sizeof(int64_t));
-  std::memcpy(edge_index.data_ptr<int64_t>() + n_edges, graph_.edge_second.data(),
+  in.edge_index = torch::empty({2, n_edges}, i64);
+  std::memcpy(in.edge_index.data_ptr<int64_t>(), graph_.edge_first.data(), n_edges * sizeof(int64_t));
+  std::memcpy(in.edge_index.data_ptr<int64_t>() + n_edges, graph_.edge_second.data(),
               n_edges * sizeof(int64_t));
-  torch::Tensor shifts = torch::from_blob(graph_.shifts.data(), {n_edges, 3}, f64);
+  const auto dtype = model_->metadata.dtype;
+  in.positions = in.positions.to(dtype).requires_grad_(true);
+  in.shifts = torch::from_blob(graph_.shifts.data(), {n_edges, 3}, f64)
+                  .to(dtype, /*non_blocking=*/false, /*copy=*/true);
+  if (vflag_either) in.shifts.requires_grad_(true);
+  return in;
+}
+
+void PairMetamlip::compute_whole() {
+  const int nlocal = atom->nlocal;
+  const int64_t n_nodes = graph_.n_nodes();
+  GraphInputs in = graph_inputs();
   torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool));
   mask.slice(0, 0, nlocal).fill_(true);
-
-  positions = positions.to(meta.dtype).requires_grad_(true);
-  shifts = shifts.to(meta.dtype, /*non_blocking=*/false, /*copy=*/true);
-  if (vflag_either) shifts.requires_grad_(true);
-
   torch::Tensor atom_energy, position_grad, shift_grad;
   try {
-    atom_energy = model_->module.forward({positions, numbers, edge_index, shifts, mask}).toTensor();
+    atom_energy = model_->module.forward({in.positions, in.numbers, in.edge_index, in.shifts, mask}).toTensor();
     if (atom_energy.dim() != 1 || atom_energy.size(0) != n_nodes) {
       throw std::runtime_error("the model returned energies of shape " +
                                c10::str(atom_energy.sizes()) + ", expected [" +
                                std::to_string(n_nodes) + "]");
     }
     atom_energy = atom_energy.slice(0, 0, nlocal);
-    std::vector<torch::Tensor> inputs{positions};
-    if (vflag_either) inputs.push_back(shifts);
+    std::vector<torch::Tensor> inputs{in.positions};
+    if (vflag_either) inputs.push_back(in.shifts);
     auto grads = torch::autograd::grad({atom_energy.sum()}, inputs, /*grad_outputs=*/{},
                                        /*retain_graph=*/false, /*create_graph=*/false,
                                        /*allow_unused=*/true);
@@ -259,6 +264,136 @@ void PairMetamlip::compute(int eflag, int vflag) {
                           error_.what());
   }
   accumulate(atom_energy.detach(), position_grad, shift_grad);
+}
+
+void PairMetamlip::compute_by_blocks() {
+  const int nlocal = atom->nlocal;
+  const int n_blocks = model_->metadata.n_interactions;
+  GraphInputs in = graph_inputs();
+  // Forward: block k for the local atoms; its input features are a leaf tensor over all
+  // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
+  std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
+  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64));
+  torch::Tensor position_grad = torch::zeros_like(in.positions);
+  torch::Tensor shift_grad = vflag_either ? torch::zeros_like(in.shifts) : torch::Tensor();
+  try {
+    torch::jit::Method stage = model_->module.get_method("stage");
+    for (int k = 0; k < n_blocks; ++k) {
+      c10::IValue features;  // None: block 0 starts from the species
+      if (k > 0) {
+        inputs[k] = send_features(outputs[k - 1]).requires_grad_(true);
+        features = inputs[k];
+      }
+      if (nlocal == 0) continue;
+      auto result = stage({k, in.positions, in.numbers, in.edge_index, in.shifts, features,
+                           static_cast<int64_t>(nlocal)}).toTuple();
+      energies[k] = result->elements()[0].toTensor();
+      outputs[k] = result->elements()[1].toTensor();
+      atom_energy += energies[k].detach();
+    }
+    // Backward, last block first: dE/d(outputs[k]) is the gradient of block k+1 with respect
+    // to the local rows of its input plus what the ranks holding ghost copies send back.
+    torch::Tensor upstream;
+    for (int k = n_blocks - 1; k >= 0; --k) {
+      torch::Tensor input_grad;
+      if (nlocal > 0) {
+        std::vector<torch::Tensor> roots{energies[k].sum()};
+        std::vector<torch::Tensor> seeds{torch::ones({}, energies[k].options())};
+        if (upstream.defined()) {
+          roots.push_back(outputs[k]);
+          seeds.push_back(upstream);
+        }
+        std::vector<torch::Tensor> wrt{in.positions};
+        if (vflag_either) wrt.push_back(in.shifts);
+        if (k > 0) wrt.push_back(inputs[k]);
+        auto grads = torch::autograd::grad(roots, wrt, seeds, /*retain_graph=*/false,
+                                           /*create_graph=*/false, /*allow_unused=*/true);
+        if (grads[0].defined()) position_grad += grads[0];
+        if (vflag_either && grads[1].defined()) shift_grad += grads[1];
+        if (k > 0) input_grad = grads.back().defined() ? grads.back() : torch::zeros_like(inputs[k]);
+      }
+      if (k > 0) upstream = return_feature_grads(input_grad);
+    }
+  } catch (const std::exception &error_) {
+    error->one(FLERR, std::string("pair_style metamlip: evaluating the model failed: ") +
+                          error_.what());
+  }
+  if (nlocal > 0) accumulate(atom_energy, position_grad, shift_grad);
+}
+
+torch::Tensor PairMetamlip::send_features(const torch::Tensor &own) {
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int width = feature_width_;
+  if (nall > feature_capacity_) {
+    feature_capacity_ = std::max(nall, atom->nmax);
+    memory->grow(feature_rows_, static_cast<bigint>(feature_capacity_) * width, "pair:feature_rows");
+  }
+  if (nlocal > 0) {
+    if (own.dim() != 2 || own.size(0) != nlocal || own.size(1) != width) {
+      error->one(FLERR, "pair_style metamlip: the model's block output has shape {}, expected [{}, {}] "
+                        "(n_features in the model's metadata)", c10::str(own.sizes()), nlocal, width);
+    }
+    const torch::Tensor rows = own.detach().to(torch::kFloat64).contiguous();
+    std::memcpy(feature_rows_, rows.data_ptr<double>(), sizeof(double) * nlocal * width);
+  }
+  comm->forward_comm(this);
+  const int64_t n_nodes = graph_.n_nodes();
+  torch::Tensor all = torch::empty({n_nodes, width}, torch::TensorOptions().dtype(torch::kFloat64));
+  double *out = all.data_ptr<double>();
+  for (int64_t k = 0; k < n_nodes; ++k) {
+    std::memcpy(out + k * width, feature_rows_ + static_cast<bigint>(graph_.node_atom[k]) * width,
+                sizeof(double) * width);
+  }
+  return all.to(model_->metadata.dtype);
+}
+
+torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int width = feature_width_;
+  std::fill(feature_rows_, feature_rows_ + static_cast<bigint>(nall) * width, 0.0);
+  if (nlocal > 0) {
+    const torch::Tensor rows = grad.to(torch::kFloat64).contiguous();
+    const double *g = rows.data_ptr<double>();
+    // Local nodes are rows [0, nlocal); a ghost node's gradient goes to its representative atom.
+    for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
+      std::memcpy(feature_rows_ + static_cast<bigint>(graph_.node_atom[k]) * width, g + k * width,
+                  sizeof(double) * width);
+    }
+  }
+  comm->reverse_comm(this);  // ghost rows are added to their owners' rows
+  if (nlocal == 0) return torch::Tensor();
+  return torch::from_blob(feature_rows_, {nlocal, width}, torch::TensorOptions().dtype(torch::kFloat64))
+      .to(model_->metadata.dtype, /*non_blocking=*/false, /*copy=*/true);
+}
+
+int PairMetamlip::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/) {
+  const int width = feature_width_;
+  for (int i = 0; i < n; ++i)
+    std::memcpy(buf + static_cast<bigint>(i) * width, feature_rows_ + static_cast<bigint>(list[i]) * width,
+                sizeof(double) * width);
+  return n * width;
+}
+
+void PairMetamlip::unpack_forward_comm(int n, int first, double *buf) {
+  std::memcpy(feature_rows_ + static_cast<bigint>(first) * feature_width_, buf,
+              sizeof(double) * n * feature_width_);
+}
+
+int PairMetamlip::pack_reverse_comm(int n, int first, double *buf) {
+  std::memcpy(buf, feature_rows_ + static_cast<bigint>(first) * feature_width_,
+              sizeof(double) * n * feature_width_);
+  return n * feature_width_;
+}
+
+void PairMetamlip::unpack_reverse_comm(int n, int *list, double *buf) {
+  const int width = feature_width_;
+  for (int i = 0; i < n; ++i) {
+    double *row = feature_rows_ + static_cast<bigint>(list[i]) * width;
+    const double *in = buf + static_cast<bigint>(i) * width;
+    for (int c = 0; c < width; ++c) row[c] += in[c];
+  }
 }
 
 void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Tensor &position_grad,

@@ -3,10 +3,14 @@
 //   pair_style metamlip [threads N]
 //   pair_coeff * * model.pt H C N O      (one element of the model per LAMMPS atom type)
 //
-// Needs units metal (or real: energies are converted), newton pair on, atom IDs. Each rank
-// evaluates its own atoms plus the ghost atoms within the model's receptive field
-// (see ghost_graph.h); forces on ghosts go back to their owners by LAMMPS's reverse
-// communication. The virial (global and per atom) comes from the pair vectors.
+// Needs units metal (or real: energies are converted), newton pair on, atom IDs. On one rank
+// periodic images are folded onto their atoms and the model runs once (see ghost_graph.h).
+// Under MPI each rank runs the interaction blocks one at a time for its own atoms, and after
+// each block sends the output features of its atoms to the ranks holding them as ghosts
+// (forward communication); the gradients with respect to the ghosts' features come back the
+// same way in reverse, block by block. So no rank recomputes another's atoms. Forces on ghosts
+// go back to their owners by LAMMPS's reverse communication. The virial (global and per atom)
+// comes from the pair vectors.
 #ifndef METAMLIP_PAIR_METAMLIP_H
 #define METAMLIP_PAIR_METAMLIP_H
 
@@ -31,9 +35,27 @@ class PairMetamlip : public Pair {
   void init_style() override;
   double init_one(int i, int j) override;
 
+  // Block output features of atoms (forward) and their gradients (reverse), feature_width_
+  // doubles per atom, in feature_rows_.
+  int pack_forward_comm(int n, int *list, double *buf, int pbc_flag, int *pbc) override;
+  void unpack_forward_comm(int n, int first, double *buf) override;
+  int pack_reverse_comm(int n, int first, double *buf) override;
+  void unpack_reverse_comm(int n, int *list, double *buf) override;
+
  private:
+  /// The graph as model inputs: node positions [N,3] (requiring grad), atomic numbers [N],
+  /// edge_index [2,P], edge shift vectors [P,3] in the model's dtype (requiring grad for the virial).
+  struct GraphInputs {
+    torch::Tensor positions, numbers, edge_index, shifts;
+  };
+
   void allocate();
   void set_threads();
+  GraphInputs graph_inputs();
+  void compute_whole();
+  void compute_by_blocks();
+  torch::Tensor send_features(const torch::Tensor &own);
+  torch::Tensor return_feature_grads(const torch::Tensor &grad);
   void accumulate(const torch::Tensor &atom_energy, const torch::Tensor &position_grad,
                   const torch::Tensor &shift_grad);
 
@@ -44,6 +66,9 @@ class PairMetamlip : public Pair {
   metamlip::GhostGraph graph_;
   int threads_ = 0;                 // 0: LAMMPS's OpenMP thread count (comm->nthreads)
   double energy_factor_ = 1.0;      // eV -> LAMMPS energy unit
+  double *feature_rows_ = nullptr;  // [atom->nmax, feature_width_] communication buffer
+  int feature_width_ = 0;
+  int feature_capacity_ = 0;        // rows allocated
 };
 
 }  // namespace LAMMPS_NS

@@ -184,9 +184,20 @@ def test_bad_input_is_a_lammps_error(case, model_file, workdir):
     assert "Segmentation fault" not in proc.stdout and "core dumped" not in proc.stdout
 
 
-def test_communication_cutoff_covers_the_receptive_field(model_file, workdir):
-    """Under MPI the ghost shell is raised to n_interactions x cutoff + skin, unless larger."""
+def test_mpi_runs_block_by_block(model_file, workdir):
+    """Under MPI the blocks run for local atoms with the ghosts' features communicated: the
+    default ghost cutoff (model cutoff + skin) is kept, and the energy is the serial one."""
+    serial = run_lmp(workdir, script(model_file)).stdout
     output = run_lmp(workdir, script(model_file), nprocs=2).stdout
-    assert "communication cutoff set to 10 A (receptive field 8 A + skin 2 A)" in output
-    output = run_lmp(workdir, "comm_modify cutoff 14\n" + script(model_file), nprocs=2).stdout
-    assert "communication cutoff set" not in output
+    assert "2 MPI ranks: each block runs for the local atoms; ghosts get their 16 features" in output
+    assert abs(energy_of(output) - energy_of(serial)) <= 1e-10 * abs(energy_of(serial))
+
+
+def test_mpi_needs_a_model_with_stages(workdir):
+    """A file from an older exporter (no n_features, no `stage`) runs serially, not under MPI."""
+    old = _model_with_metadata_change(workdir, n_features=0)
+    run_lmp(workdir, script(old))
+    proc = run_lmp(workdir, script(old), nprocs=2, check=False)
+    assert proc.returncode != 0
+    assert "was exported by an older metamlip and cannot run on several MPI ranks" in proc.stdout
+    assert "Export it again with `metamlip-export`, or run on one rank" in proc.stdout

@@ -25,7 +25,9 @@ INTERFACE = (
     "forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64, "
     "edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> energies [N] float64 (eV); "
     "r_p = positions[j] - positions[i] + edge_shift_vectors[p], (i, j) = edge_index[:, p]; "
-    "full pair list"
+    "full pair list; stage(block, positions, atomic_numbers, edge_index, edge_shift_vectors, "
+    "features, n_receivers) -> (energies [n_receivers], features [n_receivers, n_features]): one "
+    "interaction block for the first n_receivers atoms (engines that split atoms between processes)"
 )
 
 
@@ -81,7 +83,7 @@ def export_module(
         int(potential.head_of_level[index]),
     )
     # Frozen: parameters become constants, which makes energy + forces ~30% faster.
-    scripted = torch.jit.freeze(torch.jit.script(model.eval()), optimize_numerics=False)
+    scripted = torch.jit.freeze(torch.jit.script(model.eval()), preserved_attrs=["stage"], optimize_numerics=False)
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -91,6 +93,7 @@ def export_module(
         "atomic_numbers": list(potential.species),
         "cutoff": float(potential.cutoff),
         "n_interactions": int(potential.hipnn.n_interactions),
+        "n_features": int(potential.hipnn.blocks[0].head.in_features),
         "receptive_field": float(potential.cutoff) * int(potential.hipnn.n_interactions),
         "units": {"energy": "eV", "length": "Angstrom"},
         "level": level,

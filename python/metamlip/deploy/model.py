@@ -11,11 +11,15 @@ and pairs at or beyond the cutoff contribute exactly zero; pair order does not m
 energy of atom i is returned where energy_atom_mask[i] is True and 0 elsewhere. Positions and
 shift vectors of any floating dtype are cast to the model's dtype; forces come from autograd
 with respect to positions, the virial from positions and shift vectors.
+
+Engines that split the atoms between processes (LAMMPS under MPI) call `stage` once per
+interaction block instead, sending each block's output features of their own atoms to the
+processes that hold copies of them (see ExportedModel.stage).
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from ase.data import chemical_symbols
@@ -99,3 +103,55 @@ class ExportedModel(nn.Module):
         raw = self.hipnn(species, torch.linalg.vector_norm(vectors, dim=1), first, second, pruned)[:, self.head]
         energies = raw.to(torch.float64) * self.energy_scale + self.self_energies[species]
         return torch.where(energy_atom_mask, energies, torch.zeros_like(energies))
+
+    @torch.jit.export
+    def stage(
+        self,
+        block: int,
+        positions: torch.Tensor,
+        atomic_numbers: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_shift_vectors: torch.Tensor,
+        features: Optional[torch.Tensor],
+        n_receivers: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Interaction block `block` (0-based) for the atoms [0, n_receivers) only.
+
+        Every pair must be received by one of them (edge_index[0] < n_receivers); the other
+        atoms only send. features: None for block 0 (it starts from the species of all N atoms),
+        else the previous block's output features of all N atoms [N, F]. Returns (energies
+        [n_receivers] float64 eV: this block's share of each receiver's energy, the self energy
+        and species term included at block 0; output features [n_receivers, F]). Summed over
+        the blocks, the energies are forward's.
+        """
+        torch._assert(0 <= block < self.hipnn.n_interactions, "metamlip: stage: no such block")
+        n_atoms = positions.shape[0]
+        torch._assert(0 <= n_receivers <= n_atoms, "metamlip: stage: n_receivers must be in [0, N]")
+        torch._assert(edge_index.dim() == 2 and edge_index.shape[0] == 2, "metamlip: edge_index must be [2, P]")
+        first, second = edge_index[0], edge_index[1]
+        torch._assert(
+            first.numel() == 0 or int(first.max()) < n_receivers,
+            "metamlip: stage: every pair must be received by one of the first n_receivers atoms",
+        )
+        species = species_index(atomic_numbers, self.species_of_number, self.symbols, self.supported)
+        dtype = torch.float64 if self.float64 else torch.float32
+        pos = positions.to(dtype)
+        distances = torch.linalg.vector_norm(pos[second] - pos[first] + edge_shift_vectors.to(dtype), dim=1)
+        receivers = torch.arange(n_receivers, device=positions.device)
+        own = species[:n_receivers]
+        raw = torch.zeros(n_receivers, dtype=dtype, device=positions.device)
+        energies = torch.zeros(n_receivers, dtype=torch.float64, device=positions.device)
+        if features is None:
+            torch._assert(block == 0, "metamlip: stage: blocks after the first need features")
+            z = nn.functional.one_hot(species, self.hipnn.n_species).to(dtype)
+            raw = self.hipnn.input_head(z[:n_receivers])[:, self.head]
+            energies = self.self_energies[own]
+        else:
+            torch._assert(features.shape[0] == n_atoms, "metamlip: stage: features must be [N, F]")
+            z = features.to(dtype)
+        out = z[:0]
+        for k, interaction in enumerate(self.hipnn.blocks):
+            if k == block:
+                out = interaction(z, distances, first, second, receivers)
+                raw = raw + interaction.head(out)[:, self.head]
+        return energies + raw.to(torch.float64) * self.energy_scale, out
