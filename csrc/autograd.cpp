@@ -37,74 +37,64 @@ Tensor call_kernel(const char* name, const Tensor& a, const Tensor& b, const Ten
   return find_op(name).call(a, b, first, second);
 }
 
-class EnvsumFunction : public torch::autograd::Function<EnvsumFunction> {
+/// Autograd of a pair sum op(a, b, first, second) whose derivative rules are Rule::grad_a and
+/// Rule::grad_b (grad, a, b, first, second), each written with the ops themselves.
+template <typename Rule>
+class PairSumFunction : public torch::autograd::Function<PairSumFunction<Rule>> {
  public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& sense, const Tensor& features,
-                        const Tensor& first, const Tensor& second) {
-    ctx->save_for_backward({sense, features, first, second});
-    return call_kernel("metamlip::envsum", sense, features, first, second);
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const Tensor& first,
+                        const Tensor& second) {
+    ctx->save_for_backward({a, b, first, second});
+    return call_kernel(Rule::name, a, b, first, second);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor& grad = grads[0];
-    Tensor d_sense, d_features;
+    Tensor d_a, d_b;
     if (grad.defined()) {
-      if (ctx->needs_input_grad(0)) d_sense = sensesum(grad, saved[1], saved[2], saved[3]);
-      if (ctx->needs_input_grad(1)) d_features = featsum(grad, saved[0], saved[2], saved[3]);
+      if (ctx->needs_input_grad(0)) d_a = Rule::grad_a(grad, saved[0], saved[1], saved[2], saved[3]);
+      if (ctx->needs_input_grad(1)) d_b = Rule::grad_b(grad, saved[0], saved[1], saved[2], saved[3]);
     }
-    return {d_sense, d_features, Tensor(), Tensor()};
+    return {d_a, d_b, Tensor(), Tensor()};
   }
 };
 
-class SensesumFunction : public torch::autograd::Function<SensesumFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& env_grad, const Tensor& features,
-                        const Tensor& first, const Tensor& second) {
-    ctx->save_for_backward({env_grad, features, first, second});
-    return call_kernel("metamlip::sensesum", env_grad, features, first, second);
+/// env = envsum(s, z): ds = sensesum(g, z), dz = featsum(g, s).
+struct EnvsumRule {
+  static constexpr const char* name = "metamlip::envsum";
+  static Tensor grad_a(const Tensor& g, const Tensor& s, const Tensor& z, const Tensor& i, const Tensor& j) {
+    return sensesum(g, z, i, j);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const Tensor& grad = grads[0];  // [P, S]
-    Tensor d_env, d_features;
-    if (grad.defined()) {
-      if (ctx->needs_input_grad(0)) d_env = envsum(grad, saved[1], saved[2], saved[3]);
-      if (ctx->needs_input_grad(1)) d_features = featsum(saved[0], grad, saved[2], saved[3]);
-    }
-    return {d_env, d_features, Tensor(), Tensor()};
+  static Tensor grad_b(const Tensor& g, const Tensor& s, const Tensor& z, const Tensor& i, const Tensor& j) {
+    return featsum(g, s, i, j);
   }
 };
 
-class FeatsumFunction : public torch::autograd::Function<FeatsumFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& env_grad, const Tensor& sense,
-                        const Tensor& first, const Tensor& second) {
-    ctx->save_for_backward({env_grad, sense, first, second});
-    return call_kernel("metamlip::featsum", env_grad, sense, first, second);
+/// g_s = sensesum(G, z): dG = envsum(g, z), dz = featsum(G, g).
+struct SensesumRule {
+  static constexpr const char* name = "metamlip::sensesum";
+  static Tensor grad_a(const Tensor& g, const Tensor& G, const Tensor& z, const Tensor& i, const Tensor& j) {
+    return envsum(g, z, i, j);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const Tensor& grad = grads[0];  // [N, F]
-    Tensor d_env, d_sense;
-    if (grad.defined()) {
-      if (ctx->needs_input_grad(0)) d_env = envsum(saved[1], grad, saved[2], saved[3]);
-      if (ctx->needs_input_grad(1)) d_sense = sensesum(saved[0], grad, saved[2], saved[3]);
-    }
-    return {d_env, d_sense, Tensor(), Tensor()};
+  static Tensor grad_b(const Tensor& g, const Tensor& G, const Tensor& z, const Tensor& i, const Tensor& j) {
+    return featsum(G, g, i, j);
   }
 };
 
-Tensor envsum_autograd(const Tensor& sense, const Tensor& features, const Tensor& first,
-                       const Tensor& second) {
-  return EnvsumFunction::apply(sense, features, first, second);
-}
-Tensor sensesum_autograd(const Tensor& env_grad, const Tensor& features, const Tensor& first,
-                         const Tensor& second) {
-  return SensesumFunction::apply(env_grad, features, first, second);
-}
-Tensor featsum_autograd(const Tensor& env_grad, const Tensor& sense, const Tensor& first,
-                        const Tensor& second) {
-  return FeatsumFunction::apply(env_grad, sense, first, second);
+/// h = featsum(G, s): dG = envsum(s, g), ds = sensesum(G, g).
+struct FeatsumRule {
+  static constexpr const char* name = "metamlip::featsum";
+  static Tensor grad_a(const Tensor& g, const Tensor& G, const Tensor& s, const Tensor& i, const Tensor& j) {
+    return envsum(s, g, i, j);
+  }
+  static Tensor grad_b(const Tensor& g, const Tensor& G, const Tensor& s, const Tensor& i, const Tensor& j) {
+    return sensesum(G, g, i, j);
+  }
+};
+
+template <typename Rule>
+Tensor pair_sum_autograd(const Tensor& a, const Tensor& b, const Tensor& first, const Tensor& second) {
+  return PairSumFunction<Rule>::apply(a, b, first, second);
 }
 
 /// The neighbour list has no derivative (integer outputs; distances and vectors are returned
@@ -143,7 +133,7 @@ Tensor featsum(const Tensor& env_grad, const Tensor& sense, const Tensor& pair_f
 
 TORCH_LIBRARY_IMPL(metamlip, Autograd, m) {
   m.impl("neighbor_list", &metamlip::neighbor_list_autograd);
-  m.impl("envsum", &metamlip::envsum_autograd);
-  m.impl("sensesum", &metamlip::sensesum_autograd);
-  m.impl("featsum", &metamlip::featsum_autograd);
+  m.impl("envsum", &metamlip::pair_sum_autograd<metamlip::EnvsumRule>);
+  m.impl("sensesum", &metamlip::pair_sum_autograd<metamlip::SensesumRule>);
+  m.impl("featsum", &metamlip::pair_sum_autograd<metamlip::FeatsumRule>);
 }

@@ -13,9 +13,17 @@ import sys
 import pytest
 import torch
 
-from metamlip.nn.pairsums import envsum, featsum, sensesum
+from metamlip.nn.pairsums import envsum, envsum_reference, featsum_reference, sensesum_reference
 
-OPS = {"envsum": envsum, "sensesum": sensesum, "featsum": featsum}
+REFERENCES = {"envsum": envsum_reference, "sensesum": sensesum_reference, "featsum": featsum_reference}
+OPS = list(REFERENCES)
+
+
+def pair_sum(name, a, b, first, second, implementation="torch"):
+    """The op `name` on the C++ library ("cpp") or its plain-PyTorch reference ("torch")."""
+    if implementation == "cpp":
+        return getattr(torch.ops.metamlip, name)(a, b, first, second)
+    return REFERENCES[name](a, b, first, second)
 
 
 def make_problem(n_atoms, n_pairs, n_sense, n_feat, dtype=torch.float64, seed=0, pairs="shuffled"):
@@ -62,32 +70,32 @@ SHAPES = [  # (atoms, pairs, sensitivities, features)
 
 @pytest.mark.parametrize("pairs", ["shuffled", "sorted", "duplicated"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", OPS)
 def test_values_equal_reference(name, shape, pairs):
     for dtype, tol in [(torch.float64, 1e-12), (torch.float32, 2e-5)]:
         args = arguments(name, *make_problem(*shape, dtype=dtype, pairs=pairs))
-        ours = OPS[name](*args, implementation="cpp")
-        ref = OPS[name](*args, implementation="torch")
+        ours = pair_sum(name, *args, implementation="cpp")
+        ref = pair_sum(name, *args, implementation="torch")
         assert ours.dtype == ref.dtype and ours.shape == ref.shape
         torch.testing.assert_close(ours, ref, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("pairs", ["shuffled", "duplicated"])
 @pytest.mark.parametrize("shape", [(6, 0, 3, 4), (7, 25, 3, 5), (6, 14, 5, 9)], ids=str)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", OPS)
 def test_gradcheck_and_gradgradcheck(name, shape, pairs):
     tensors = make_problem(*shape, pairs=pairs)
     args = arguments(name, *tensors)
     x, y = (t.clone().requires_grad_(True) for t in args[:2])
 
     def op(a, b):
-        return OPS[name](a, b, args[2], args[3], implementation="cpp")
+        return pair_sum(name, a, b, args[2], args[3], implementation="cpp")
 
     assert torch.autograd.gradcheck(op, (x, y))
     assert torch.autograd.gradgradcheck(op, (x, y))
 
 
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", OPS)
 def test_first_and_second_derivatives_equal_reference(name):
     """Force-training pattern: a loss on the gradient, differentiated again."""
     tensors = make_problem(15, 120, 6, 9, pairs="shuffled", seed=3)
@@ -95,7 +103,7 @@ def test_first_and_second_derivatives_equal_reference(name):
     results = {}
     for impl in ("cpp", "torch"):
         x, y = (t.clone().requires_grad_(True) for t in args[:2])
-        out = OPS[name](x, y, args[2], args[3], implementation=impl)
+        out = pair_sum(name, x, y, args[2], args[3], implementation=impl)
         energy = (out * torch.sin(out)).sum()
         gx, gy = torch.autograd.grad(energy, (x, y), create_graph=True)
         loss = gx.square().sum() + (gy * torch.cos(gy)).sum()
@@ -109,9 +117,9 @@ def test_independent_of_thread_count():
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = [OPS[n](*arguments(n, *make_problem(300, 6000, 20, 64)), implementation="cpp") for n in OPS]
+        one = [pair_sum(n, *arguments(n, *make_problem(300, 6000, 20, 64)), implementation="cpp") for n in OPS]
         torch.set_num_threads(max(2, threads))
-        many = [OPS[n](*arguments(n, *make_problem(300, 6000, 20, 64)), implementation="cpp") for n in OPS]
+        many = [pair_sum(n, *arguments(n, *make_problem(300, 6000, 20, 64)), implementation="cpp") for n in OPS]
     finally:
         torch.set_num_threads(threads)
     for a, b in zip(one, many):
@@ -128,12 +136,12 @@ def test_noncontiguous_inputs():
         ("sensesum", (env_t, features_t, first, second)),
         ("featsum", (env_t, sense_t, first, second)),
     ]:
-        torch.testing.assert_close(OPS[name](*args, implementation="cpp"), OPS[name](*args, implementation="torch"))
+        torch.testing.assert_close(pair_sum(name, *args, implementation="cpp"), pair_sum(name, *args, implementation="torch"))
 
 
 _ISA_SCRIPT = """
 import torch
-from metamlip.nn.pairsums import envsum, sensesum, featsum
+from metamlip.nn.pairsums import envsum_reference, sensesum_reference, featsum_reference
 g = torch.Generator().manual_seed(1)
 for dtype in (torch.float64, torch.float32):
     for (n, p, s, f) in [(20, 300, 20, 64), (17, 200, 21, 65), (9, 50, 3, 5)]:
@@ -141,9 +149,11 @@ for dtype in (torch.float64, torch.float32):
         sense = torch.randn(p, s, dtype=dtype, generator=g); z = torch.randn(n, f, dtype=dtype, generator=g)
         G = torch.randn(n, s, f, dtype=dtype, generator=g)
         tol = 1e-12 if dtype == torch.float64 else 2e-5
-        for op, args in [(envsum, (sense, z)), (sensesum, (G, z)), (featsum, (G, sense))]:
-            torch.testing.assert_close(op(*args, first, second, implementation="cpp"),
-                                       op(*args, first, second), rtol=tol, atol=tol)
+        for name, reference, args in [("envsum", envsum_reference, (sense, z)),
+                                      ("sensesum", sensesum_reference, (G, z)),
+                                      ("featsum", featsum_reference, (G, sense))]:
+            torch.testing.assert_close(getattr(torch.ops.metamlip, name)(*args, first, second),
+                                       reference(*args, first, second), rtol=tol, atol=tol)
 print("ok")
 """
 

@@ -1,10 +1,11 @@
 """HIP-NN pair sums (hippynn's envsum / sensesum / featsum).
 
 Shapes: P pairs (pair_first i, pair_second j), N atoms, S sensitivities, F features.
-The ``*_reference`` functions are plain PyTorch and define the sums; ``implementation="cpp"``
-selects the C++ ops ``torch.ops.metamlip.{envsum,sensesum,featsum}`` (OpenMP on CPU), whose
-first and second derivatives are written in C++ with the same three ops. Every function here
-can be compiled with ``torch.jit.script``.
+The ``*_reference`` functions are plain PyTorch and define the sums; the C++ ops
+``torch.ops.metamlip.{envsum,sensesum,featsum}`` (OpenMP on CPU) compute the same, with first
+and second derivatives written in C++ with the same three ops (sensesum and featsum are
+envsum's derivatives). `envsum` picks one of the two for the model. Every function here can be
+compiled with ``torch.jit.script``.
 """
 
 from __future__ import annotations
@@ -60,33 +61,3 @@ def envsum(
     if implementation == "torch":
         return envsum_reference(sense, features, pair_first, pair_second)
     raise ValueError("envsum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
-
-
-def sensesum(
-    env_grad: torch.Tensor,
-    features: torch.Tensor,
-    pair_first: torch.Tensor,
-    pair_second: torch.Tensor,
-    implementation: str = "torch",
-) -> torch.Tensor:
-    """Gradient of envsum w.r.t. the sensitivities, [P, S]; see sensesum_reference."""
-    if implementation == "cpp":
-        return torch.ops.metamlip.sensesum(env_grad, features, pair_first, pair_second)
-    if implementation == "torch":
-        return sensesum_reference(env_grad, features, pair_first, pair_second)
-    raise ValueError("sensesum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
-
-
-def featsum(
-    env_grad: torch.Tensor,
-    sense: torch.Tensor,
-    pair_first: torch.Tensor,
-    pair_second: torch.Tensor,
-    implementation: str = "torch",
-) -> torch.Tensor:
-    """Gradient of envsum w.r.t. the features, [N, F]; see featsum_reference."""
-    if implementation == "cpp":
-        return torch.ops.metamlip.featsum(env_grad, sense, pair_first, pair_second)
-    if implementation == "torch":
-        return featsum_reference(env_grad, sense, pair_first, pair_second)
-    raise ValueError("featsum: unknown implementation " + implementation + " (known: 'torch', 'cpp')")
