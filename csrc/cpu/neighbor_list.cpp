@@ -8,7 +8,9 @@
 //    cache) twice, as on the GPU: once to count each atom's neighbours, then, at prefix-sum
 //    offsets in atom order, to write the pairs straight into the outputs. The output is
 //    ordered by i, then by the stencil order, whatever the number of threads.
+#if defined(__x86_64__)
 #include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -210,10 +212,11 @@ inline int64_t count_full_list(const BinnedAtoms& b, int64_t s, double cutoff) {
 }
 
 /// Stores v at p bypassing the caches (the outputs are far larger than the caches, and nothing
-/// reads them before the op returns); callers end with _mm_sfence().
+/// reads them before the op returns); callers end with stream_fence(). Plain stores off x86.
 template <typename T>
 inline void stream(T* p, T v) {
   static_assert(sizeof(T) == 8 || sizeof(T) == 4, "8- or 4-byte values");
+#if defined(__x86_64__)
   if constexpr (sizeof(T) == 8) {
     long long bits;
     std::memcpy(&bits, &v, 8);
@@ -223,6 +226,16 @@ inline void stream(T* p, T v) {
     std::memcpy(&bits, &v, 4);
     _mm_stream_si32(reinterpret_cast<int*>(p), bits);
   }
+#else
+  *p = v;
+#endif
+}
+
+/// Orders the streaming stores before whatever follows.
+inline void stream_fence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
 }
 
 /// Pairs of the atoms in slots [begin, end), written at offset[i] onwards for each atom i:
@@ -258,7 +271,7 @@ void write_pairs(const BinnedAtoms& b, const NeighborQuery& q, const int64_t* of
     TORCH_CHECK(p == offset[i + 1], "metamlip::neighbor_list: internal error: atom ", i, " has ",
                 offset[i + 1] - offset[i], " neighbours when counted but ", p - offset[i], " when written");
   }
-  _mm_sfence();
+  stream_fence();
 }
 
 }  // namespace
