@@ -5,7 +5,8 @@ neighbour list, cutoff 5 A, computed once outside the timing). Every model has n
 20 sensitivities, 2 interaction blocks of 3 layers each (our n_atom_layers=3 counts the
 interaction layer; hippynn's n_atom_layers=2 does not), soft_min 0.75, soft_max 4.0, hard
 cutoff 5.0, a linear energy head per block; hippynn with resnet=False and its numba kernels.
-A call: pair vectors from positions, energies, forces by autograd. Calls alternate between
+A call: pair vectors from positions, energies, forces by autograd, parameters fixed as in MD
+(ours then computes the sensitivities in one fused C++ pass). Calls alternate between
 the implementations; the printed time is the median. Peak memory: each implementation runs
 once more in its own process at the largest size, reporting its peak resident memory.
 Targets: cpp >= 3x faster than the torch reference, and faster than hippynn.
@@ -69,7 +70,7 @@ def energy_and_forces(energy_of_distances: Callable[[torch.Tensor], torch.Tensor
 def ours(implementation: str, system: dict) -> Call:
     torch.manual_seed(0)
     model = HIPNN(len(SPECIES), n_atom_layers=3, implementation=implementation, **SIZES)
-    model = model.to(system["positions"].dtype)
+    model = model.to(system["positions"].dtype).requires_grad_(False)  # inference, as in MD
     return energy_and_forces(lambda d: model(system["species"], d, system["i"], system["j"]).sum(), system)
 
 
@@ -93,7 +94,7 @@ def hippynn_model(system: dict) -> Call:
     widths = network.feature_sizes
     heads = torch.nn.ModuleList(torch.nn.Linear(w, 1) for w in widths)
     dtype = system["positions"].dtype
-    network, heads = network.to(dtype), heads.to(dtype)
+    network, heads = network.to(dtype).requires_grad_(False), heads.to(dtype).requires_grad_(False)
     onehot = torch.nn.functional.one_hot(system["species"], len(SPECIES)).to(dtype)
 
     def energy(distances: torch.Tensor) -> torch.Tensor:

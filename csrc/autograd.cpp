@@ -97,6 +97,46 @@ Tensor pair_sum_autograd(const Tensor& a, const Tensor& b, const Tensor& first, 
   return PairSumFunction<Rule>::apply(a, b, first, second);
 }
 
+/// Sensitivities, differentiable once with respect to the distances. Refuses what it cannot do
+/// rather than return wrong numbers: gradients for mu or sigma, and a differentiable backward
+/// (create_graph, as training on forces needs); the Python reference does both.
+class SensitivityFunction : public torch::autograd::Function<SensitivityFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& distances, const Tensor& mu,
+                        const Tensor& sigma, double cutoff) {
+    ctx->save_for_backward({distances, mu, sigma});
+    ctx->saved_data["cutoff"] = cutoff;
+    static const auto op = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("metamlip::sensitivity", "")
+                               .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, double)>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return op.call(distances, mu, sigma, cutoff);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    constexpr const char* what = "metamlip::sensitivity: ";
+    TORCH_CHECK(!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2), what,
+                "no gradient for mu and sigma here; use the reference (HIPNN implementation='torch' "
+                "or parameters that require grad)");
+    TORCH_CHECK(!torch::autograd::GradMode::is_enabled(), what,
+                "second derivatives are not implemented (create_graph=True); use the reference "
+                "(HIPNN implementation='torch')");
+    const auto saved = ctx->get_saved_variables();
+    Tensor d_distances;
+    if (grads[0].defined() && ctx->needs_input_grad(0)) {
+      static const auto op =
+          c10::Dispatcher::singleton()
+              .findSchemaOrThrow("metamlip::sensitivity_backward", "")
+              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, double)>();
+      d_distances = op.call(grads[0], saved[0], saved[1], saved[2], ctx->saved_data["cutoff"].toDouble());
+    }
+    return {d_distances, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor sensitivity_autograd(const Tensor& distances, const Tensor& mu, const Tensor& sigma, double cutoff) {
+  return SensitivityFunction::apply(distances, mu, sigma, cutoff);
+}
+
 /// The neighbour list has no derivative (integer outputs; distances and vectors are returned
 /// detached): run it below autograd so that its outputs never carry a grad_fn.
 NeighborResult neighbor_list_autograd(const Tensor& positions, double cutoff,
@@ -136,4 +176,5 @@ TORCH_LIBRARY_IMPL(metamlip, Autograd, m) {
   m.impl("envsum", &metamlip::pair_sum_autograd<metamlip::EnvsumRule>);
   m.impl("sensesum", &metamlip::pair_sum_autograd<metamlip::SensesumRule>);
   m.impl("featsum", &metamlip::pair_sum_autograd<metamlip::FeatsumRule>);
+  m.impl("sensitivity", &metamlip::sensitivity_autograd);
 }

@@ -39,6 +39,10 @@ TORCH_LIBRARY(metamlip, m) {
   m.def("envsum(Tensor sense, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
   m.def("sensesum(Tensor env_grad, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
   m.def("featsum(Tensor env_grad, Tensor sense, Tensor pair_first, Tensor pair_second) -> Tensor");
+  // HIP-NN sensitivities s[p, k] of distances [P] (metamlip/ops.h); differentiable once, with
+  // respect to the distances only (fixed mu and sigma: exported models).
+  m.def("sensitivity(Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
+  m.def("sensitivity_backward(Tensor grad, Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(metamlip, CPU, m) {
@@ -46,4 +50,6 @@ TORCH_LIBRARY_IMPL(metamlip, CPU, m) {
   m.impl("envsum", &metamlip::envsum_cpu);
   m.impl("sensesum", &metamlip::sensesum_cpu);
   m.impl("featsum", &metamlip::featsum_cpu);
+  m.impl("sensitivity", &metamlip::sensitivity_cpu);
+  m.impl("sensitivity_backward", &metamlip::sensitivity_backward_cpu);
 }

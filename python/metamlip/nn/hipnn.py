@@ -55,7 +55,7 @@ class InteractionLayer(nn.Module):
         receivers [M] (atom indices): output only for these atoms, [M, n_out]; pair_first then
         holds positions in `receivers`, pair_second atom indices.
         """
-        sense = self.sensitivity(distances)
+        sense = self.sensitivity(distances, self.implementation == "cpp")
         env = envsum(sense, features, pair_first, pair_second, self.implementation)
         if receivers is None:
             return env.reshape(features.shape[0], -1) @ self.interaction_weights + self.self_interaction(features)

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+import metamlip.ops  # noqa: F401  (registers torch.ops.metamlip before any scripting)
+
 
 def cosine_cutoff(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
     """cos^2(pi r / 2 r_c) for r < r_c, else 0: value and slope vanish at r_c. [P] -> [P]."""
@@ -36,8 +38,16 @@ class InverseGaussianSensitivity(nn.Module):
         self.mu = nn.Parameter(centres)
         self.sigma = nn.Parameter(torch.full((n_sensitivities,), spacing))
 
-    def forward(self, distances: torch.Tensor) -> torch.Tensor:
-        """distances [P] (Angstrom) -> sensitivities [P, n_sensitivities]."""
+    def forward(self, distances: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        """distances [P] (Angstrom) -> sensitivities [P, n_sensitivities].
+
+        fused: compute them in one C++ pass (torch.ops.metamlip.sensitivity) where that applies:
+        CPU tensors and fixed centres and widths (an exported model), which is differentiable
+        once, with respect to the distances (forces, stress). Otherwise, and for training, the
+        formula below, which is the reference.
+        """
+        if fused and distances.device.type == "cpu" and not self.mu.requires_grad and not self.sigma.requires_grad:
+            return torch.ops.metamlip.sensitivity(distances, self.mu, self.sigma, self.cutoff)
         inverse = 1.0 / distances.unsqueeze(1)
         exponent = 0.5 * ((inverse - self.mu) / self.sigma).square()
         # Exponents are capped at 60 (Gaussians below exp(-60) ~ 1e-26 stay there): exp of large
