@@ -104,13 +104,17 @@ class SensitivityFunction : public torch::autograd::Function<SensitivityFunction
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& distances, const Tensor& mu,
                         const Tensor& sigma, double cutoff) {
-    ctx->save_for_backward({distances, mu, sigma});
-    ctx->saved_data["cutoff"] = cutoff;
     static const auto op = c10::Dispatcher::singleton()
                                .findSchemaOrThrow("metamlip::sensitivity", "")
                                .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, double)>();
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(distances, mu, sigma, cutoff);
+    Tensor sense;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      sense = op.call(distances, mu, sigma, cutoff);
+    }
+    ctx->save_for_backward({distances, mu, sigma, sense});
+    ctx->saved_data["cutoff"] = cutoff;
+    return sense;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     constexpr const char* what = "metamlip::sensitivity: ";
@@ -126,8 +130,8 @@ class SensitivityFunction : public torch::autograd::Function<SensitivityFunction
       static const auto op =
           c10::Dispatcher::singleton()
               .findSchemaOrThrow("metamlip::sensitivity_backward", "")
-              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, double)>();
-      d_distances = op.call(grads[0], saved[0], saved[1], saved[2], ctx->saved_data["cutoff"].toDouble());
+              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double)>();
+      d_distances = op.call(grads[0], saved[3], saved[0], saved[1], saved[2], ctx->saved_data["cutoff"].toDouble());
     }
     return {d_distances, Tensor(), Tensor(), Tensor()};
   }

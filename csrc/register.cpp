@@ -42,7 +42,7 @@ TORCH_LIBRARY(metamlip, m) {
   // HIP-NN sensitivities s[p, k] of distances [P] (metamlip/ops.h); differentiable once, with
   // respect to the distances only (fixed mu and sigma: exported models).
   m.def("sensitivity(Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
-  m.def("sensitivity_backward(Tensor grad, Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
+  m.def("sensitivity_backward(Tensor grad, Tensor sense, Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(metamlip, CPU, m) {

@@ -352,7 +352,10 @@ torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int width = feature_width_;
-  std::fill(feature_rows_, feature_rows_ + static_cast<bigint>(nall) * width, 0.0);
+  // Local rows are all overwritten below (the local atoms are nodes 0..nlocal-1); ghost rows
+  // other than the nodes' representatives must send zeros.
+  std::fill(feature_rows_ + static_cast<bigint>(nlocal) * width,
+            feature_rows_ + static_cast<bigint>(nall) * width, 0.0);
   if (nlocal > 0) {
     const torch::Tensor rows = grad.to(torch::kFloat64).contiguous();
     const double *g = rows.data_ptr<double>();

@@ -61,10 +61,11 @@ torch::Tensor featsum_cpu(const torch::Tensor& env_grad, const torch::Tensor& se
 /// distances [P], mu [S], sigma [S] (1/Angstrom), cutoff (Angstrom) -> [P, S].
 torch::Tensor sensitivity_cpu(const torch::Tensor& distances, const torch::Tensor& mu,
                               const torch::Tensor& sigma, double cutoff);
-/// Gradient of sensitivity with respect to the distances: sum_k grad[p, k] ds[p, k]/dr_p -> [P].
-torch::Tensor sensitivity_backward_cpu(const torch::Tensor& grad, const torch::Tensor& distances,
-                                       const torch::Tensor& mu, const torch::Tensor& sigma,
-                                       double cutoff);
+/// Gradient of sensitivity with respect to the distances, sum_k grad[p, k] ds[p, k]/dr_p -> [P],
+/// given the forward's output sense [P, S].
+torch::Tensor sensitivity_backward_cpu(const torch::Tensor& grad, const torch::Tensor& sense,
+                                       const torch::Tensor& distances, const torch::Tensor& mu,
+                                       const torch::Tensor& sigma, double cutoff);
 
 /// Dtype, device and index-range checks shared by all pair-sum implementations; `what` names
 /// the op, a and b are its floating-point inputs, indices must lie in [0, n_atoms).
