@@ -270,12 +270,17 @@ void PairMetamlip::compute_by_blocks() {
   const int nlocal = atom->nlocal;
   const int n_blocks = model_->metadata.n_interactions;
   GraphInputs in = graph_inputs();
+  // Pair distances once; every block takes them as a leaf, and their gradient goes back to
+  // positions and shifts once, after the last block's backward.
+  const torch::Tensor first = in.edge_index[0], second = in.edge_index[1];
+  const torch::Tensor distances =
+      (in.positions.index_select(0, second) - in.positions.index_select(0, first) + in.shifts).norm(2, {1});
+  const torch::Tensor distance_leaf = distances.detach().requires_grad_(true);
   // Forward: block k for the local atoms; its input features are a leaf tensor over all
   // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
   std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
   torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64));
-  torch::Tensor position_grad = torch::zeros_like(in.positions);
-  torch::Tensor shift_grad = vflag_either ? torch::zeros_like(in.shifts) : torch::Tensor();
+  torch::Tensor position_grad, shift_grad;
   try {
     torch::jit::Method stage = model_->module.get_method("stage");
     for (int k = 0; k < n_blocks; ++k) {
@@ -285,7 +290,7 @@ void PairMetamlip::compute_by_blocks() {
         features = inputs[k];
       }
       if (nlocal == 0) continue;
-      auto result = stage({k, in.positions, in.numbers, in.edge_index, in.shifts, features,
+      auto result = stage({k, distance_leaf, in.numbers, in.edge_index, features,
                            static_cast<int64_t>(nlocal)}).toTuple();
       energies[k] = result->elements()[0].toTensor();
       outputs[k] = result->elements()[1].toTensor();
@@ -293,7 +298,7 @@ void PairMetamlip::compute_by_blocks() {
     }
     // Backward, last block first: dE/d(outputs[k]) is the gradient of block k+1 with respect
     // to the local rows of its input plus what the ranks holding ghost copies send back.
-    torch::Tensor upstream;
+    torch::Tensor upstream, distance_grad = torch::zeros_like(distance_leaf);
     for (int k = n_blocks - 1; k >= 0; --k) {
       torch::Tensor input_grad;
       if (nlocal > 0) {
@@ -303,16 +308,22 @@ void PairMetamlip::compute_by_blocks() {
           roots.push_back(outputs[k]);
           seeds.push_back(upstream);
         }
-        std::vector<torch::Tensor> wrt{in.positions};
-        if (vflag_either) wrt.push_back(in.shifts);
+        std::vector<torch::Tensor> wrt{distance_leaf};
         if (k > 0) wrt.push_back(inputs[k]);
         auto grads = torch::autograd::grad(roots, wrt, seeds, /*retain_graph=*/false,
                                            /*create_graph=*/false, /*allow_unused=*/true);
-        if (grads[0].defined()) position_grad += grads[0];
-        if (vflag_either && grads[1].defined()) shift_grad += grads[1];
-        if (k > 0) input_grad = grads.back().defined() ? grads.back() : torch::zeros_like(inputs[k]);
+        if (grads[0].defined()) distance_grad += grads[0];
+        if (k > 0) input_grad = grads[1].defined() ? grads[1] : torch::zeros_like(inputs[k]);
       }
       if (k > 0) upstream = return_feature_grads(input_grad);
+    }
+    if (nlocal > 0) {
+      std::vector<torch::Tensor> wrt{in.positions};
+      if (vflag_either) wrt.push_back(in.shifts);
+      auto grads = torch::autograd::grad({distances}, wrt, {distance_grad}, /*retain_graph=*/false,
+                                         /*create_graph=*/false, /*allow_unused=*/true);
+      position_grad = grads[0];
+      if (vflag_either) shift_grad = grads[1];
     }
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: evaluating the model failed: ") +

@@ -24,10 +24,11 @@ def test_blocks_chained_equal_forward(dtype: str) -> None:
     positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
     n = len(numbers)
     total = module(positions, numbers, edge_index, shifts, torch.ones(n, dtype=torch.bool))
-    energies, features = module.stage(0, positions, numbers, edge_index, shifts, None, n)
+    distances = torch.linalg.vector_norm(positions[edge_index[1]] - positions[edge_index[0]] + shifts, dim=1)
+    energies, features = module.stage(0, distances, numbers, edge_index, None, n)
     assert features.shape == (n, metadata["n_features"])
     for block in range(1, metadata["n_interactions"]):
-        share, features = module.stage(block, positions, numbers, edge_index, shifts, features, n)
+        share, features = module.stage(block, distances, numbers, edge_index, features, n)
         energies = energies + share
     tolerance = 1e-12 if dtype == "float64" else 1e-5
     torch.testing.assert_close(energies, total, rtol=tolerance, atol=tolerance)
@@ -40,4 +41,4 @@ def test_stage_refuses_pairs_received_by_other_atoms() -> None:
     module, metadata = export_module(small_potential(seed=8))
     positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
     with pytest.raises(torch.jit.Error, match="every pair must be received by one of the first n_receivers atoms"):
-        module.stage(0, positions, numbers, edge_index, shifts, None, 3)
+        module.stage(0, torch.ones(edge_index.shape[1], dtype=torch.float64), numbers, edge_index, None, 3)

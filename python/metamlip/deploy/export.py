@@ -25,9 +25,9 @@ INTERFACE = (
     "forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64, "
     "edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> energies [N] float64 (eV); "
     "r_p = positions[j] - positions[i] + edge_shift_vectors[p], (i, j) = edge_index[:, p]; "
-    "full pair list; stage(block, positions, atomic_numbers, edge_index, edge_shift_vectors, "
-    "features, n_receivers) -> (energies [n_receivers], features [n_receivers, n_features]): one "
-    "interaction block for the first n_receivers atoms (engines that split atoms between processes)"
+    "full pair list; stage(block, distances [P], atomic_numbers, edge_index, features, n_receivers) "
+    "-> (energies [n_receivers], features [n_receivers, n_features]): one interaction block for "
+    "the first n_receivers atoms (engines that split atoms between processes)"
 )
 
 

@@ -108,26 +108,28 @@ class ExportedModel(nn.Module):
     def stage(
         self,
         block: int,
-        positions: torch.Tensor,
+        distances: torch.Tensor,
         atomic_numbers: torch.Tensor,
         edge_index: torch.Tensor,
-        edge_shift_vectors: torch.Tensor,
         features: Optional[torch.Tensor],
         n_receivers: int,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Interaction block `block` (0-based) for the atoms [0, n_receivers) only.
 
-        Every pair must be received by one of them (edge_index[0] < n_receivers); the other
-        atoms only send. features: None for block 0 (it starts from the species of all N atoms),
-        else the previous block's output features of all N atoms [N, F]. Returns (energies
-        [n_receivers] float64 eV: this block's share of each receiver's energy, the self energy
-        and species term included at block 0; output features [n_receivers, F]). Summed over
-        the blocks, the energies are forward's.
+        distances [P] (Angstrom, the model's dtype): |r_p| of the pairs edge_index [2, P], as
+        forward computes them; the caller differentiates them with respect to positions and
+        shift vectors (once, after all blocks). Every pair must be received by one of the
+        receivers (edge_index[0] < n_receivers); the other atoms only send. features: None for
+        block 0 (it starts from the species of all N atoms), else the previous block's output
+        features of all N atoms [N, F]. Returns (energies [n_receivers] float64 eV: this block's
+        share of each receiver's energy, the self energy and species term included at block 0;
+        output features [n_receivers, F]). Summed over the blocks, the energies are forward's.
         """
         torch._assert(0 <= block < self.hipnn.n_interactions, "metamlip: stage: no such block")
-        n_atoms = positions.shape[0]
+        n_atoms = atomic_numbers.shape[0]
         torch._assert(0 <= n_receivers <= n_atoms, "metamlip: stage: n_receivers must be in [0, N]")
         torch._assert(edge_index.dim() == 2 and edge_index.shape[0] == 2, "metamlip: edge_index must be [2, P]")
+        torch._assert(distances.shape == (edge_index.shape[1],), "metamlip: stage: distances must be [P]")
         first, second = edge_index[0], edge_index[1]
         torch._assert(
             first.numel() == 0 or int(first.max()) < n_receivers,
@@ -135,17 +137,15 @@ class ExportedModel(nn.Module):
         )
         species = species_index(atomic_numbers, self.species_of_number, self.symbols, self.supported)
         dtype = torch.float64 if self.float64 else torch.float32
-        pos = positions.to(dtype)
-        distances = torch.linalg.vector_norm(pos[second] - pos[first] + edge_shift_vectors.to(dtype), dim=1)
-        receivers = torch.arange(n_receivers, device=positions.device)
-        own = species[:n_receivers]
-        raw = torch.zeros(n_receivers, dtype=dtype, device=positions.device)
-        energies = torch.zeros(n_receivers, dtype=torch.float64, device=positions.device)
+        distances = distances.to(dtype)
+        receivers = torch.arange(n_receivers, device=distances.device)
+        raw = torch.zeros(n_receivers, dtype=dtype, device=distances.device)
+        energies = torch.zeros(n_receivers, dtype=torch.float64, device=distances.device)
         if features is None:
             torch._assert(block == 0, "metamlip: stage: blocks after the first need features")
             z = nn.functional.one_hot(species, self.hipnn.n_species).to(dtype)
             raw = self.hipnn.input_head(z[:n_receivers])[:, self.head]
-            energies = self.self_energies[own]
+            energies = self.self_energies[species[:n_receivers]]
         else:
             torch._assert(features.shape[0] == n_atoms, "metamlip: stage: features must be [N, F]")
             z = features.to(dtype)
