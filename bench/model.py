@@ -60,7 +60,7 @@ def energy_and_forces(energy_of_distances: Callable[[torch.Tensor], torch.Tensor
 
     def call() -> torch.Tensor:
         positions = system["positions"].detach().requires_grad_(True)
-        distances = torch.linalg.vector_norm(positions[j] - positions[i] + shift_vectors, dim=1)
+        distances = torch.linalg.vector_norm(positions.index_select(0, j) - positions.index_select(0, i) + shift_vectors, dim=1)
         energy = energy_of_distances(distances)
         return -torch.autograd.grad(energy, positions)[0]
 

@@ -95,7 +95,7 @@ class ExportedModel(nn.Module):
         dtype = torch.float64 if self.float64 else torch.float32
         pos = positions.to(dtype)
         first, second = edge_index[0], edge_index[1]
-        vectors = pos[second] - pos[first] + edge_shift_vectors.to(dtype)
+        vectors = pos.index_select(0, second) - pos.index_select(0, first) + edge_shift_vectors.to(dtype)
         # Atoms outside the mask (an engine's ghosts) skip the last block: their energy is zeroed.
         pruned: Optional[torch.Tensor] = None
         if not bool(energy_atom_mask.all()):

@@ -111,7 +111,7 @@ class Potential(nn.Module):
             positions_used, cells_used = positions, cells
         first, second = batch.pair_first, batch.pair_second
         pair_cell = cells_used[batch.molecule[first]]
-        vectors = positions_used[second] - positions_used[first] + torch.einsum("pk,pkl->pl", batch.shifts, pair_cell)
+        vectors = positions_used.index_select(0, second) - positions_used.index_select(0, first) + torch.einsum("pk,pkl->pl", batch.shifts, pair_cell)
         atom_level = batch.level[batch.molecule]
         atom_energy = self.atom_energies(batch.species, vectors, first, second, atom_level, include_self)
         energy = torch.zeros(batch.n_configurations, dtype=atom_energy.dtype, device=atom_energy.device)

@@ -89,7 +89,7 @@ def pair_vectors(
 
     cell: [3, 3], or [M, 3, 3] with batch [N] giving each atom's molecule.
     """
-    vectors = positions[j] - positions[i]
+    vectors = positions.index_select(0, j) - positions.index_select(0, i)
     if cell is not None:
         shifts_f = shifts.to(positions.dtype)
         if cell.dim() == 3:
