@@ -152,62 +152,62 @@ BinnedAtoms bin_atoms(const NeighborQuery& q, const double* x, const int64_t* ba
   return b;
 }
 
+/// Calls visit(first, end, rel, image) for every run of candidate slots [first, end) of the
+/// atom in slot s, in stencil order (grid::for_each_stencil_run in slots); the vector from the
+/// atom to that image of candidate t is (x[t], y[t], z[t]) + rel.
+template <typename Visit>
+inline void for_each_candidate_run(const BinnedAtoms& b, int64_t s, Visit&& visit) {
+  const int64_t m = b.molecule[b.atom[s]];
+  const double xi[3] = {b.x[s], b.y[s], b.z[s]};
+  grid::for_each_stencil_run(b.cell_of(m), b.grids[m], &b.bin[3 * s], xi,
+                             [&](int64_t bin_begin, int64_t bin_end, const double* rel, const int64_t* image) {
+                               visit(b.bin_start[bin_begin], b.bin_start[bin_end], rel, image);
+                             });
+}
+
+/// |candidate t - atom|^2 < rc2, with `rel` from for_each_candidate_run.
+inline bool within(const BinnedAtoms& b, int64_t t, const double* rel, double rc2) {
+  const double dx = b.x[t] + rel[0], dy = b.y[t] + rel[1], dz = b.z[t] + rel[2];
+  return dx * dx + dy * dy + dz * dz < rc2;
+}
+
 /// Calls visit(slot_j, shift[3]) for every neighbour of the atom in slot s, in stencil order.
 /// Candidates are tested in blocks without branches; the hits are then visited in order.
 template <typename Visit>
 inline void for_each_neighbor(const BinnedAtoms& b, int64_t s, double cutoff, bool full_list, Visit&& visit) {
   constexpr int64_t kBlock = 64;
   const double rc2 = cutoff * cutoff;
-  const int64_t i = b.atom[s], m = b.molecule[i];
-  const double xi[3] = {b.x[s], b.y[s], b.z[s]};
+  const int64_t i = b.atom[s];
   const int32_t* wi = &b.image[3 * s];
-  const double* xs = b.x.data();
-  const double* ys = b.y.data();
-  const double* zs = b.z.data();
-  grid::for_each_stencil_run(
-      b.cell_of(m), b.grids[m], &b.bin[3 * s], xi,
-      [&](int64_t bin_begin, int64_t bin_end, const double* rel, const int64_t* image) {
-        const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
-        const int64_t end = b.bin_start[bin_end];
-        for (int64_t first = b.bin_start[bin_begin]; first < end; first += kBlock) {
-          const int64_t last = std::min(end, first + kBlock);
-          int64_t hit[kBlock], n_hits = 0;
-          for (int64_t t = first; t < last; ++t) {
-            const double dx = xs[t] + rel[0], dy = ys[t] + rel[1], dz = zs[t] + rel[2];
-            hit[n_hits] = t;
-            n_hits += dx * dx + dy * dy + dz * dz < rc2;
-          }
-          for (int64_t h = 0; h < n_hits; ++h) {
-            const int64_t t = hit[h];
-            if (own_image && t == s) continue;
-            const int32_t* wj = &b.image[3 * t];
-            const int64_t shift[3] = {image[0] + wi[0] - wj[0], image[1] + wi[1] - wj[1],
-                                      image[2] + wi[2] - wj[2]};
-            if (!full_list && !grid::half_list_keeps(i, b.atom[t], shift)) continue;
-            visit(t, shift);
-          }
-        }
-      });
+  for_each_candidate_run(b, s, [&](int64_t begin, int64_t end, const double* rel, const int64_t* image) {
+    const bool own_image = image[0] == 0 && image[1] == 0 && image[2] == 0;
+    for (int64_t first = begin; first < end; first += kBlock) {
+      const int64_t last = std::min(end, first + kBlock);
+      int64_t hit[kBlock], n_hits = 0;
+      for (int64_t t = first; t < last; ++t) {
+        hit[n_hits] = t;
+        n_hits += within(b, t, rel, rc2);
+      }
+      for (int64_t h = 0; h < n_hits; ++h) {
+        const int64_t t = hit[h];
+        if (own_image && t == s) continue;
+        const int32_t* wj = &b.image[3 * t];
+        const int64_t shift[3] = {image[0] + wi[0] - wj[0], image[1] + wi[1] - wj[1], image[2] + wi[2] - wj[2]};
+        if (!full_list && !grid::half_list_keeps(i, b.atom[t], shift)) continue;
+        visit(t, shift);
+      }
+    }
+  });
 }
 
 /// Number of neighbours of the atom in slot s in a full list: for_each_neighbor's count, as a
 /// plain sum over the candidates (minus the atom itself, always found in its own bin).
 inline int64_t count_full_list(const BinnedAtoms& b, int64_t s, double cutoff) {
   const double rc2 = cutoff * cutoff;
-  const int64_t m = b.molecule[b.atom[s]];
-  const double xi[3] = {b.x[s], b.y[s], b.z[s]};
-  const double* xs = b.x.data();
-  const double* ys = b.y.data();
-  const double* zs = b.z.data();
   int64_t count = -1;
-  grid::for_each_stencil_run(b.cell_of(m), b.grids[m], &b.bin[3 * s], xi,
-                             [&](int64_t bin_begin, int64_t bin_end, const double* rel, const int64_t*) {
-                               const int64_t end = b.bin_start[bin_end];
-                               for (int64_t t = b.bin_start[bin_begin]; t < end; ++t) {
-                                 const double dx = xs[t] + rel[0], dy = ys[t] + rel[1], dz = zs[t] + rel[2];
-                                 count += dx * dx + dy * dy + dz * dz < rc2;
-                               }
-                             });
+  for_each_candidate_run(b, s, [&](int64_t begin, int64_t end, const double* rel, const int64_t*) {
+    for (int64_t t = begin; t < end; ++t) count += within(b, t, rel, rc2);
+  });
   return count;
 }
 
@@ -239,7 +239,7 @@ inline void stream_fence() {
 }
 
 /// Pairs of the atoms in slots [begin, end), written at offset[i] onwards for each atom i:
-/// i, j, S and (when `cell_rows` is set) vectors x_j - x_i + S @ cell and their lengths.
+/// i, j, S and (when `vectors` is not null) vectors x_j - x_i + S @ cell and their lengths.
 template <typename scalar_t>
 void write_pairs(const BinnedAtoms& b, const NeighborQuery& q, const int64_t* offset, int64_t begin,
                  int64_t end, int64_t* pair_i, int64_t* pair_j, int64_t* shifts, scalar_t* distances,
