@@ -21,20 +21,22 @@ namespace {
 
 using PairSumFn = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&);
 
-c10::TypedOperatorHandle<PairSumFn> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<PairSumFn>();
+/// The dispatcher handle of the op `name` ("metamlip::..."), with C++ signature Signature.
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
 
 Tensor call(const char* name, const Tensor& a, const Tensor& b, const Tensor& first,
             const Tensor& second) {
-  return find_op(name).call(a, b, first, second);
+  return find_op<PairSumFn>(name).call(a, b, first, second);
 }
 
 /// The op below autograd (CPU or CUDA kernel).
 Tensor call_kernel(const char* name, const Tensor& a, const Tensor& b, const Tensor& first,
                    const Tensor& second) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  return find_op(name).call(a, b, first, second);
+  return find_op<PairSumFn>(name).call(a, b, first, second);
 }
 
 /// Autograd of a pair sum op(a, b, first, second) whose derivative rules are Rule::grad_a and
@@ -104,9 +106,8 @@ class SensitivityFunction : public torch::autograd::Function<SensitivityFunction
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& distances, const Tensor& mu,
                         const Tensor& sigma, double cutoff) {
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("metamlip::sensitivity", "")
-                               .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, double)>();
+    static const auto op =
+        find_op<Tensor(const Tensor&, const Tensor&, const Tensor&, double)>("metamlip::sensitivity");
     Tensor sense;
     {
       at::AutoDispatchBelowADInplaceOrView guard;
@@ -128,9 +129,8 @@ class SensitivityFunction : public torch::autograd::Function<SensitivityFunction
     Tensor d_distances;
     if (grads[0].defined() && ctx->needs_input_grad(0)) {
       static const auto op =
-          c10::Dispatcher::singleton()
-              .findSchemaOrThrow("metamlip::sensitivity_backward", "")
-              .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double)>();
+          find_op<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double)>(
+              "metamlip::sensitivity_backward");
       d_distances = op.call(grads[0], saved[3], saved[0], saved[1], saved[2], ctx->saved_data["cutoff"].toDouble());
     }
     return {d_distances, Tensor(), Tensor(), Tensor()};
@@ -149,11 +149,8 @@ NeighborResult neighbor_list_autograd(const Tensor& positions, double cutoff,
                                       const std::optional<Tensor>& batch, bool full_list,
                                       bool return_vectors) {
   static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("metamlip::neighbor_list", "")
-          .typed<NeighborResult(const Tensor&, double, const std::optional<Tensor>&,
-                                const std::optional<Tensor>&, const std::optional<Tensor>&, bool,
-                                bool)>();
+      find_op<NeighborResult(const Tensor&, double, const std::optional<Tensor>&, const std::optional<Tensor>&,
+                             const std::optional<Tensor>&, bool, bool)>("metamlip::neighbor_list");
   at::AutoDispatchBelowADInplaceOrView guard;
   return op.call(positions, cutoff, cell, pbc, batch, full_list, return_vectors);
 }
