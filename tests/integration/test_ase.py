@@ -111,3 +111,16 @@ def test_checkpoint_and_unknown_elements(potential, tmp_path: Path) -> None:
     salt.calc = MetaMLIPCalculator(checkpoint)
     with pytest.raises(ValueError, match=r"elements Na, Cl are not supported by this model \(supported: H, C, N, O\)"):
         salt.get_potential_energy()
+
+
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_calculator_equals_python_model(tensor_order: int, tmp_path: Path) -> None:
+    """HIP-NN-TS exported and run by the calculator: energy, forces, stress of a triclinic box."""
+    potential = small_potential(seed=8, tensor_order=tensor_order)
+    export_model(potential, tmp_path / "model.pt")
+    atoms = triclinic()
+    atoms.calc = MetaMLIPCalculator(tmp_path / "model.pt")
+    ref = python_results(potential, atoms)
+    assert abs(atoms.get_potential_energy() - ref["energy"][0]) <= 1e-10 * abs(ref["energy"][0])
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(atoms.get_stress(voigt=False), ref["stress"][0], rtol=0, atol=1e-10)

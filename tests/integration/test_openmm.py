@@ -236,3 +236,16 @@ def test_force_from_a_checkpoint_or_potential(potential, tmp_path: Path, backend
     for source in (checkpoint, potential):
         force = create_force(source, ethanol.numbers.tolist(), backend=backend)
         assert_matches(*openmm_energy_forces(force, ethanol.numbers, ethanol.positions), *ref)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_equals_python_model(tensor_order: int, backend: str, tmp_path: Path) -> None:
+    """HIP-NN-TS in OpenMM (CPU platform): the triclinic box."""
+    potential = small_potential(seed=7, tensor_order=tensor_order)
+    path = tmp_path / "model.pt"
+    export_model(potential, path)
+    numbers, positions, cell = systems()["triclinic"]
+    force = create_force(path, numbers.tolist(), periodic=True, backend=backend)
+    energy, forces = openmm_energy_forces(force, numbers, positions, cell, "CPU")
+    assert_matches(energy, forces, *python_energy_forces(potential, numbers, positions, cell))
