@@ -63,3 +63,113 @@ def test_pair_sums_cuda_values_and_derivatives(op):
         torch.testing.assert_close(gpu.detach().cpu(), cpu.detach(), rtol=1e-10, atol=1e-12)
     sense, features, _, first, second = random_pair_sum_inputs("cuda")
     torch.autograd.gradcheck(lambda s, z: torch.ops.metamlip.envsum(s, z, first, second), (sense, features))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_neighbor_list_cuda_float32_and_float64_vectors(dtype):
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    for case in random_cases(14, seed=3):
+        outputs = []
+        for device in ("cpu", "cuda"):
+            x, cell, pbc, batch = tensors_of(case, device)
+            cell = None if cell is None else cell.to(dtype)
+            outputs.append(torch.ops.metamlip.neighbor_list(x.to(dtype), case.cutoff, cell, pbc, batch, True, True))
+        for cpu, gpu in zip(*outputs):
+            assert gpu.is_cuda and gpu.dtype == cpu.dtype
+            torch.testing.assert_close(gpu.cpu(), cpu, rtol=tolerance, atol=tolerance, msg=case.name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_pairs", [0, 60, 5000])
+def test_pair_sums_cuda_dtypes_and_empty_pair_lists(dtype, n_pairs):
+    """Values and first derivatives of the three sums in both dtypes, also without pairs."""
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-10
+    generator = torch.Generator().manual_seed(n_pairs)
+    n_atoms, S, F = 50, 20, 64
+    first = torch.randint(0, n_atoms, (n_pairs,), generator=generator)
+    second = torch.randint(0, n_atoms, (n_pairs,), generator=generator)
+    leaves = [torch.randn(*shape, generator=generator, dtype=dtype) for shape in ((n_pairs, S), (n_atoms, F), (n_atoms, S, F))]
+    for op in ("envsum", "sensesum", "featsum"):
+        results = []
+        for device in ("cpu", "cuda"):
+            sense, features, env_grad = (t.to(device).requires_grad_(True) for t in leaves)
+            args = {"envsum": (sense, features), "sensesum": (env_grad, features), "featsum": (env_grad, sense)}[op]
+            out = getattr(torch.ops.metamlip, op)(*args, first.to(device), second.to(device))
+            weights = torch.randn(out.shape, generator=generator, dtype=dtype).to(device)
+            results.append([out, *torch.autograd.grad((out * weights).sum(), args)])
+        for cpu, gpu in zip(*results):
+            assert gpu.is_cuda and gpu.shape == cpu.shape and gpu.dtype == dtype
+            torch.testing.assert_close(gpu.detach().cpu(), cpu.detach(), rtol=tolerance, atol=tolerance, msg=op)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("n_pairs", "n_sensitivities"), [(4000, 20), (0, 20), (50, 0), (7, 1)])
+def test_sensitivity_cuda_equals_cpu(dtype, n_pairs, n_sensitivities):
+    """The fused sensitivity op and its backward (through autograd and called directly)."""
+    from metamlip.nn.sensitivity import InverseGaussianSensitivity
+
+    tolerance = 2e-6 if dtype == torch.float32 else 1e-12
+    module = InverseGaussianSensitivity(max(n_sensitivities, 1), 0.75, 4.0, 5.0).to(dtype).requires_grad_(False)
+    mu, sigma = module.mu[:n_sensitivities], module.sigma[:n_sensitivities]
+    generator = torch.Generator().manual_seed(n_pairs)
+    distances = torch.rand(n_pairs, generator=generator, dtype=torch.float64).mul(6.0).add(0.3).to(dtype)
+    if n_pairs:
+        distances[:2] = 5.0  # exactly at the cutoff: zero value and slope
+    weights = torch.randn(n_pairs, n_sensitivities, generator=generator, dtype=dtype)
+    results = []
+    for device in ("cpu", "cuda"):
+        r = distances.to(device).requires_grad_(True)
+        sense = torch.ops.metamlip.sensitivity(r, mu.to(device), sigma.to(device), 5.0)
+        (grad,) = torch.autograd.grad((sense * weights.to(device)).sum(), r)
+        direct = torch.ops.metamlip.sensitivity_backward(
+            weights.to(device), sense.detach(), r.detach(), mu.to(device), sigma.to(device), 5.0
+        )
+        results.append((sense.detach(), grad, direct))
+    for cpu, gpu in zip(*results):
+        assert gpu.is_cuda and gpu.shape == cpu.shape
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=tolerance, atol=tolerance)
+    if n_pairs and n_sensitivities > 1:
+        assert bool((results[1][0][:2] == 0).all()) and bool((results[1][1][:2] == 0).all())
+
+
+def test_sensitivity_cuda_gradcheck_and_fused_model_path():
+    """The module's fused path runs the CUDA op (a C++ autograd node) and agrees with the formula."""
+    from metamlip.nn.sensitivity import InverseGaussianSensitivity
+
+    module = InverseGaussianSensitivity(8, 0.75, 4.0, 5.0).double().cuda().requires_grad_(False)
+    r = torch.rand(40, dtype=torch.float64, device="cuda").mul(5.5).add(0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: module(x, fused=True), (r,))
+    fused, reference = module(r, fused=True), module(r)
+    assert "SensitivityFunction" in fused.grad_fn.name()
+    torch.testing.assert_close(fused, reference, rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="all tensors must be on one device"):
+        torch.ops.metamlip.sensitivity(r.detach(), module.mu.cpu(), module.sigma, 5.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exported_model_cuda_equals_cpu(dtype, tmp_path):
+    """An exported model (C++ pair sums, fused sensitivities): energies and forces on CUDA = CPU."""
+    from model_helpers import small_potential
+
+    from metamlip.deploy import export_module, save_exported
+
+    scripted, metadata = export_module(small_potential(seed=5), dtype=dtype, implementation="cpp")
+    save_exported(scripted, metadata, tmp_path / "model.pt")
+    generator = torch.Generator().manual_seed(1)
+    positions = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 14.0
+    numbers = torch.tensor([1, 6, 7, 8])[torch.randint(0, 4, (300,), generator=generator)]
+    cell = torch.eye(3, dtype=torch.float64) * 14.0
+    results = []
+    for device in ("cpu", "cuda"):
+        model = torch.jit.load(str(tmp_path / "model.pt"), map_location=device)
+        x = positions.to(device).requires_grad_(True)
+        h, pbc = cell.to(device), torch.ones(3, dtype=torch.bool, device=device)
+        i, j, shifts, _, _ = torch.ops.metamlip.neighbor_list(x.detach(), metadata["cutoff"], h, pbc)
+        mask = torch.ones(300, dtype=torch.bool, device=device)
+        energies = model(x, numbers.to(device), torch.stack([i, j]), shifts.to(x.dtype) @ h, mask)
+        (gradient,) = torch.autograd.grad(energies.sum(), x)
+        results.append((energies.detach(), -gradient))
+    tolerance = 1e-6 if dtype == "float32" else 1e-10
+    for cpu, gpu in zip(*results):
+        assert gpu.is_cuda
+        assert float((gpu.cpu() - cpu).norm() / cpu.norm()) <= tolerance
