@@ -17,7 +17,8 @@ START=$(date +%s)
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=$(mkdir -p "${1:-gpu_check_results}" && cd "${1:-gpu_check_results}" && pwd)
-PYTHON=${PYTHON:-python3}
+PYTHON=$(command -v "${PYTHON:-python3}") || { echo "gpu_check: no ${PYTHON:-python3}"; exit 1; }
+PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"  # absolute, a venv's link kept
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 WORK=$(mktemp -d /tmp/metamlip-gpu-check.XXXXXX)
 LOG="$OUT/gpu_check.log"
@@ -70,7 +71,7 @@ BUILD="$WORK/build"
 STAGE="$WORK/pkg"  # a copy of python/metamlip with the freshly built lib/ inside
 mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/"
 rm -rf "$STAGE/metamlip/lib"
-cmake_args=(-S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v "$PYTHON")")
+cmake_args=(-S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON")
 [ -n "$SITE" ] && [ -f "$SITE/include/mpi.h" ] && cmake_args+=(-DMETAMLIP_MPI_INCLUDE_DIR="$SITE/include")
 echo "# configure: METAMLIP_CUDA=${METAMLIP_CUDA:-AUTO}"
 BUILD_START=$(date +%s)
