@@ -79,11 +79,11 @@ build_status=0
 # GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (flock).
 lock=()
 [ -n "${GPU_CHECK_LOCK:-}" ] && lock=(flock "$GPU_CHECK_LOCK")
-timeout 120 "${lock[@]}" cmake "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
+"${lock[@]}" timeout 120 cmake "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
 grep -E "metamlip:|Error|error:" "$WORK/configure.log"
 if [ $build_status -eq 0 ]; then
   # -k 0: a failing plugin does not stop the op library (and the reverse).
-  timeout 300 "${lock[@]}" cmake --build "$BUILD" --parallel "$(nproc)" -- -k 0 >"$WORK/build.log" 2>&1 || build_status=$?
+  "${lock[@]}" timeout 300 cmake --build "$BUILD" --parallel "$(nproc)" -- -k 0 >"$WORK/build.log" 2>&1 || build_status=$?
   grep -E "error|FAILED|warning: " "$WORK/build.log" | head -40
   cmake --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
 fi
