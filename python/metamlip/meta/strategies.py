@@ -54,7 +54,7 @@ def fresh_potential(config: Config, train: Dataset, levels: list[str], species: 
     self_energies = torch.from_numpy(np.stack([fitted[level] for level in levels]))
     torch.manual_seed(config.training.seed if config.strategy == "scratch" else config.pretrain.seed)
     potential = build_potential(
-        vars(config.model),
+        config.model.model_dump(),
         species,
         levels,
         self_energies,

@@ -133,7 +133,7 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     self_energies = fit_self_energies(train, species)[level]
     torch.manual_seed(config.training.seed)
     potential = build_potential(
-        vars(config.model),
+        config.model.model_dump(),
         species,
         [level],
         torch.from_numpy(self_energies)[None],
