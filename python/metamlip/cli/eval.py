@@ -11,8 +11,8 @@ from metamlip import pretrained
 from metamlip.atomic import atomic_path
 from metamlip.data import DataError
 from metamlip.meta.scan import ScanError
+from metamlip.nn.checkpoint import CheckpointError
 from metamlip.qm.levels import LevelError
-from metamlip.train.checkpoint import CheckpointError
 from metamlip.train.config import ConfigError
 
 

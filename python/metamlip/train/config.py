@@ -113,7 +113,7 @@ class TrainingConfig(Section):
     grad_clip: Positive = 10.0
     checkpoint_every: Count = 200  # optimiser steps
     implementation: Literal["cpp", "torch"] = "cpp"  # pair sums: C++ ops, or "torch" (reference)
-    device: str = "cpu"  # "cpu" or "cuda[:N]"
+    device: str = "cpu"  # "cpu" or "cuda[:N]"; pretrain.device defaults to training.device
     progress: bool = True
 
     @field_validator("device")
@@ -182,6 +182,13 @@ class Config(Section):
         if isinstance(values, dict):
             values = {k: ({} if k in SECTIONS and v is None else v) for k, v in values.items()}
         return values
+
+    @model_validator(mode="after")
+    def _pretrain_device(self) -> Config:
+        """Where to run is a property of the machine: pre-training follows training.device unless set."""
+        if "device" not in self.pretrain.model_fields_set:
+            self.pretrain.device = self.training.device
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
