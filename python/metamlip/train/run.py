@@ -70,6 +70,7 @@ def validate_all(dataset: Dataset, species: list[int]) -> None:
 def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
     """Train one model on one level of theory."""
     dataset, level = select_level(dataset, config.data.level)
+    config.data.level = level  # the config saved with the run names the level it was trained on
     species = sorted(config.model.species) if config.model.species else dataset.elements()
     validate_all(dataset, species)
     train_idx, val_idx, test_idx = split_indices(
@@ -115,7 +116,7 @@ def evaluate_run(potential: Potential, out_dir: Path, val: GraphSet, test: Graph
     if len(test):
         test_pred = predict(potential, test)
         metrics["test"] = error_metrics(test_pred)
-        parity_plot(test_pred, out_dir / "parity.png", title=f"test set, {', '.join(potential.levels)}")
+        parity_plot(test_pred, out_dir / "parity.png", title="test set")
     else:
         parity_plot(predict(potential, val), out_dir / "parity.png", title="validation set")
     loss_curve_plot(trainer.state.log, out_dir / "loss_curve.png")
