@@ -298,9 +298,10 @@ def part_ops(work: Path, r: Result) -> None:
 
 
 def part_pytest(work: Path, r: Result) -> None:
-    """The repository's tests of the CUDA paths (tests/unit/test_cuda_ops.py and the op tests)."""
+    """The repository's tests of the CUDA paths: the ops (tests/unit) and training.device (integration)."""
     require_cuda()
-    files = ["tests/unit/test_cuda_ops.py", "tests/unit/test_sensitivity_op.py", "tests/unit/test_pairsums.py"]
+    files = ["tests/unit/test_cuda_ops.py", "tests/unit/test_sensitivity_op.py", "tests/unit/test_pairsums.py",
+             "tests/integration/test_training_device.py"]
     # Deprecation notices of a newer torch (TorchScript) are not what this part checks.
     quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning"]
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quiet, *files]
@@ -535,18 +536,18 @@ def part_training(work: Path, r: Result) -> None:
         return load_config(path)
 
     try:
-        settings = config(GPU, "device")
+        reference = config("cpu", "reference")
     except ConfigError as error:
         raise Skip(f"the config has no training.device key yet ({error})") from None
-    if getattr(getattr(settings, "training", None), "device", None) != GPU:
+    if getattr(getattr(reference, "training", None), "device", None) != "cpu":
         raise Skip("the config has no training.device key yet")
     start = time.perf_counter()
-    cpu = _numeric_leaves(run_training(config("cpu", "reference")))
+    cpu = _numeric_leaves(run_training(reference))
     r.numbers["cpu seconds"] = round(time.perf_counter() - start, 1)
     r.say(f"training on the CPU: {len(cpu)} metrics, {r.numbers['cpu seconds']} s")
     require_cuda()
     start = time.perf_counter()
-    cuda = _numeric_leaves(run_training(settings))
+    cuda = _numeric_leaves(run_training(config(GPU, "device")))
     r.numbers["cuda seconds"] = round(time.perf_counter() - start, 1)
     common = sorted(k for k in set(cpu) & set(cuda) if not re.search("time|second|wall", k))  # not timings
     worst_key = max(common, key=lambda k: abs(cuda[k] - cpu[k]) / max(abs(cpu[k]), 1e-300), default=None)
