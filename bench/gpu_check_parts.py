@@ -303,7 +303,7 @@ def part_pytest(work: Path, r: Result) -> None:
     files = ["tests/unit/test_cuda_ops.py", "tests/unit/test_sensitivity_op.py", "tests/unit/test_pairsums.py",
              "tests/integration/test_training_device.py"]
     # Deprecation notices of a newer torch (TorchScript) are not what this part checks.
-    quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning"]
+    quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning", "-W", "ignore::UserWarning:torch"]
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quiet, *files]
     proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = proc.stdout.strip().splitlines()
