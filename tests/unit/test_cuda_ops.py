@@ -146,30 +146,39 @@ def test_sensitivity_cuda_gradcheck_and_fused_model_path():
         torch.ops.metamlip.sensitivity(r.detach(), module.mu.cpu(), module.sigma, 5.0)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_exported_model_cuda_equals_cpu(dtype, tmp_path):
-    """An exported model (C++ pair sums, fused sensitivities): energies and forces on CUDA = CPU."""
+def test_exported_model_cuda_equals_cpu(tmp_path):
+    """An exported model (C++ pair sums, fused sensitivities): energies and forces on CUDA = CPU,
+    to 1e-10 in float64; in float32 to 1e-6 for energies, and for forces (sums of large pair
+    terms that cancel) to within twice float32's own rounding (CPU float32 against float64)."""
     from model_helpers import small_potential
 
     from metamlip.deploy import export_module, save_exported
 
-    scripted, metadata = export_module(small_potential(seed=5), dtype=dtype, implementation="cpp")
-    save_exported(scripted, metadata, tmp_path / "model.pt")
     generator = torch.Generator().manual_seed(1)
-    positions = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 14.0
-    numbers = torch.tensor([1, 6, 7, 8])[torch.randint(0, 4, (300,), generator=generator)]
-    cell = torch.eye(3, dtype=torch.float64) * 14.0
-    results = []
-    for device in ("cpu", "cuda"):
-        model = torch.jit.load(str(tmp_path / "model.pt"), map_location=device)
-        x = positions.to(device).requires_grad_(True)
-        h, pbc = cell.to(device), torch.ones(3, dtype=torch.bool, device=device)
-        i, j, shifts, _, _ = torch.ops.metamlip.neighbor_list(x.detach(), metadata["cutoff"], h, pbc)
-        mask = torch.ones(300, dtype=torch.bool, device=device)
-        energies = model(x, numbers.to(device), torch.stack([i, j]), shifts.to(x.dtype) @ h, mask)
-        (gradient,) = torch.autograd.grad(energies.sum(), x)
-        results.append((energies.detach(), -gradient))
-    tolerance = 1e-6 if dtype == "float32" else 1e-10
-    for cpu, gpu in zip(*results):
-        assert gpu.is_cuda
-        assert float((gpu.cpu() - cpu).norm() / cpu.norm()) <= tolerance
+    side = torch.arange(7, dtype=torch.float64) * 2.2
+    positions = torch.cartesian_prod(side, side, side) + 0.1 * torch.randn(343, 3, generator=generator, dtype=torch.float64)
+    numbers = torch.tensor([1, 6, 7, 8])[torch.randint(0, 4, (343,), generator=generator)]
+    cell = torch.eye(3, dtype=torch.float64) * 7 * 2.2
+    results = {}
+    for dtype in ("float64", "float32"):
+        scripted, metadata = export_module(small_potential(seed=5), dtype=dtype, implementation="cpp")
+        save_exported(scripted, metadata, tmp_path / f"{dtype}.pt")
+        for device in ("cpu", "cuda"):
+            model = torch.jit.load(str(tmp_path / f"{dtype}.pt"), map_location=device)
+            x = positions.to(device).requires_grad_(True)
+            h, pbc = cell.to(device), torch.ones(3, dtype=torch.bool, device=device)
+            i, j, shifts, _, _ = torch.ops.metamlip.neighbor_list(x.detach(), metadata["cutoff"], h, pbc)
+            mask = torch.ones(343, dtype=torch.bool, device=device)
+            energies = model(x, numbers.to(device), torch.stack([i, j]), shifts.to(x.dtype) @ h, mask)
+            (gradient,) = torch.autograd.grad(energies.sum(), x)
+            assert energies.is_cuda == (device == "cuda")
+            results[dtype, device] = (energies.detach().cpu(), -gradient.cpu())
+
+    def error(a, b):
+        return float((a - b).norm() / b.norm())
+
+    for k in (0, 1):
+        assert error(results["float64", "cuda"][k], results["float64", "cpu"][k]) <= 1e-10
+    assert error(results["float32", "cuda"][0], results["float32", "cpu"][0]) <= 1e-6
+    rounding = error(results["float32", "cpu"][1], results["float64", "cpu"][1])
+    assert error(results["float32", "cuda"][1], results["float32", "cpu"][1]) <= max(1e-6, 2 * rounding)
