@@ -71,7 +71,16 @@ BUILD="$WORK/build"
 STAGE="$WORK/pkg"  # a copy of python/metamlip with the freshly built lib/ inside
 mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/"
 rm -rf "$STAGE/metamlip/lib"
-cmake_args=(-S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON")
+# cmake and ninja: on PATH, else beside the interpreter (pip's cmake and ninja packages).
+PY_BIN=$(dirname "$PYTHON")
+CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
+NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
+cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON")
+keep_going=(-k)  # a failing plugin does not stop the op library (and the reverse)
+if [ -n "$NINJA" ]; then
+  cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
+  keep_going=(-k 0)
+fi
 [ -n "$SITE" ] && [ -f "$SITE/include/mpi.h" ] && cmake_args+=(-DMETAMLIP_MPI_INCLUDE_DIR="$SITE/include")
 echo "# configure: METAMLIP_CUDA=${METAMLIP_CUDA:-AUTO}"
 BUILD_START=$(date +%s)
@@ -79,13 +88,12 @@ build_status=0
 # GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (flock).
 lock=()
 [ -n "${GPU_CHECK_LOCK:-}" ] && lock=(flock "$GPU_CHECK_LOCK")
-"${lock[@]}" timeout 120 cmake "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
+"${lock[@]}" timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
 grep -E "metamlip:|Error|error:" "$WORK/configure.log"
 if [ $build_status -eq 0 ]; then
-  # -k 0: a failing plugin does not stop the op library (and the reverse).
-  "${lock[@]}" timeout 300 cmake --build "$BUILD" --parallel "$(nproc)" -- -k 0 >"$WORK/build.log" 2>&1 || build_status=$?
+  "${lock[@]}" timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
   grep -E "error|FAILED|warning: " "$WORK/build.log" | head -40
-  cmake --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
+  "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
 fi
 BUILD_S=$(( $(date +%s) - BUILD_START ))
 echo "# build: exit status $build_status after ${BUILD_S} s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
