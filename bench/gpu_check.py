@@ -55,7 +55,7 @@ def run_part(name: str, limit: float, work: Path) -> dict:
         os.killpg(process.pid, 9)
         process.wait()
         reader.join(timeout=5)
-        return {"status": "FAIL", "lines": [f"timed out after {limit:.0f} s"] + tail[-5:], "numbers": {},
+        return {"status": "FAIL", "lines": [f"timed out after {limit:.0f} s; its last lines:"] + tail[-12:], "numbers": {},
                 "seconds": round(limit, 1)}  # fmt: skip
     reader.join(timeout=5)
     seconds = time.monotonic() - start
