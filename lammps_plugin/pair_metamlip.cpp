@@ -1,6 +1,7 @@
 #include "pair_metamlip.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
@@ -224,6 +225,7 @@ double PairMetamlip::init_one(int i, int j) {
 
 void PairMetamlip::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  const c10::DeviceGuard guard(device_);  // this rank's GPU is current for the model's ops
   try {
     // Depth 1 under MPI: ghost atoms only send; their features come from their owners.
     builder_.build(atom->x, atom->tag, atom->nlocal, atom->nlocal + atom->nghost,

@@ -281,12 +281,14 @@ def test_level_error_names_the_python_argument() -> None:
 
 @pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
 def test_device_cpu(potential, model_path, backend: str) -> None:
-    """device='cpu' gives the default results; a TorchForce made without a GPU copy refuses
-    nothing on the CPU platforms."""
+    """device='cpu' gives the default results (a TorchForce without a GPU copy of the model runs
+    on the CPU platforms as before)."""
     numbers, positions, cell = systems()["triclinic"]
-    default = openmm_energy_forces(create_force(model_path, numbers.tolist(), periodic=True, backend=backend), numbers, positions, cell)
-    cpu = openmm_energy_forces(
-        create_force(model_path, numbers.tolist(), periodic=True, backend=backend, device="cpu"), numbers, positions, cell
+    default, cpu = (
+        openmm_energy_forces(
+            create_force(model_path, numbers.tolist(), periodic=True, backend=backend, **kwargs), numbers, positions, cell
+        )
+        for kwargs in ({}, {"device": "cpu"})
     )
     assert default[0] == cpu[0]
     np.testing.assert_array_equal(default[1], cpu[1])
