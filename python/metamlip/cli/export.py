@@ -8,8 +8,8 @@ from typing import Any
 
 from metamlip.deploy.export import DTYPES, export_checkpoint
 from metamlip.deploy.files import ExportedModelError, read_metadata
+from metamlip.nn.checkpoint import CheckpointError
 from metamlip.pretrained import PretrainedError
-from metamlip.train.checkpoint import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:

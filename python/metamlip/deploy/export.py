@@ -164,6 +164,6 @@ def export_checkpoint(
 ) -> dict[str, Any]:
     """Export the model of a training checkpoint (a path or ``pretrained:NAME``) to `output`;
     returns the metadata written."""
-    from metamlip.train.checkpoint import load_potential
+    from metamlip.nn.checkpoint import load_potential
 
     return export_model(load_potential(resolve(str(checkpoint))), output, level, dtype, implementation)
