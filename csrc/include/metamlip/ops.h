@@ -86,6 +86,13 @@ torch::Tensor tensorsum_basis_cpu(const torch::Tensor& grad, const torch::Tensor
 torch::Tensor tensorsum_values_cpu(const torch::Tensor& grad, const torch::Tensor& sense,
                                    const torch::Tensor& basis, const torch::Tensor& pair_first,
                                    const torch::Tensor& pair_second);
+/// Shape, dtype and device checks of sensitivity / sensitivity_backward (CPU and CUDA); `what`
+/// names the op.
+void check_sensitivity(const char* what, const torch::Tensor& distances, const torch::Tensor& mu,
+                       const torch::Tensor& sigma, double cutoff);
+void check_sensitivity_backward(const torch::Tensor& grad, const torch::Tensor& sense,
+                                const torch::Tensor& distances, const torch::Tensor& mu,
+                                const torch::Tensor& sigma, double cutoff);
 
 /// Dtype, device and index-range checks shared by all pair-sum implementations; `what` names
 /// the op, a and b are its floating-point inputs, indices must lie in [0, n_atoms).
