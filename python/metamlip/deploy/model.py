@@ -124,8 +124,8 @@ class ExportedModel(nn.Module):
         distances [P] (Angstrom, the model's dtype): |r_p| of the pairs edge_index [2, P], as
         forward computes them; or the pair vectors r_p [P, 3] themselves, which HIP-NN-TS models
         (metadata tensor_order > 0) need. The caller differentiates them with respect to
-        positions and shift vectors (once, after all blocks). Every pair must be received by one of the
-        receivers (edge_index[0] < n_receivers); the other atoms only send. features: None for
+        positions and shift vectors (once, after all blocks). Every pair must be received by one
+        of the receivers (edge_index[0] < n_receivers); the other atoms only send. features: None for
         block 0 (it starts from the species of all N atoms), else the previous block's output
         features of all N atoms [N, F]. Returns (energies [n_receivers] float64 eV: this block's
         share of each receiver's energy, the self energy and species term included at block 0;
