@@ -26,6 +26,7 @@ from metamlip.data.self_energies import composition_matrix
 from metamlip.meta.reptile import ReptileTrainer
 from metamlip.meta.tasks import SourceTask
 from metamlip.nn.build import ARCHITECTURE_KEYS, build_potential
+from metamlip.nn.repulsion import ZBLRepulsion, fitted_repulsion
 from metamlip.nn.potential import Potential
 from metamlip.pretrained import resolve
 from metamlip.train.checkpoint import load_potential
@@ -48,8 +49,16 @@ def energy_scale(dataset: Dataset, species: list[int], self_energies: dict[str, 
     return float(np.concatenate(residuals).std()) or 1.0
 
 
+def repulsion_for(config: Config, species: list[int], train: Dataset) -> ZBLRepulsion | None:
+    """The core repulsion config.model asks for, its radii from the training data `train`."""
+    m = config.model
+    return fitted_repulsion(m.repulsion, species, train.configurations, m.repulsion_inner, m.repulsion_max_outer)
+
+
 def fresh_potential(config: Config, train: Dataset, levels: list[str], species: list[int], n_heads: int = 1) -> Potential:
-    """A new model for `levels`: self energies fitted per level on `train`, seeded weights."""
+    """A new model for `levels`: self energies fitted per level on `train`, seeded weights,
+    the core repulsion fitted on `train`."""
+    repulsion = repulsion_for(config, species, train)
     fitted = fit_self_energies(train, species)
     self_energies = torch.from_numpy(np.stack([fitted[level] for level in levels]))
     torch.manual_seed(config.training.seed if config.strategy == "scratch" else config.pretrain.seed)
@@ -61,6 +70,7 @@ def fresh_potential(config: Config, train: Dataset, levels: list[str], species: 
         energy_scale(train, species, {level: fitted[level] for level in levels}),
         n_heads=n_heads,
         head_of_level=list(range(len(levels))) if n_heads > 1 else None,
+        repulsion=repulsion,
     )
     return potential
 
@@ -177,4 +187,14 @@ def add_target_level(potential: Potential, level: str, train: Dataset, settings:
 
 def architecture_of(potential: Potential) -> dict[str, Any]:
     """The model section of a config that describes `potential`."""
-    return {**{k: potential.architecture[k] for k in ARCHITECTURE_KEYS}, "species": list(potential.species)}
+    repulsion = potential.repulsion
+    shape = (
+        {"repulsion": "none"}
+        if repulsion is None
+        else {
+            "repulsion": "zbl",
+            "repulsion_inner": repulsion.inner_fraction,
+            "repulsion_max_outer": repulsion.covalent_cap,
+        }
+    )
+    return {**{k: potential.architecture[k] for k in ARCHITECTURE_KEYS}, "species": list(potential.species), **shape}

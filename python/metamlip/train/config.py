@@ -40,6 +40,9 @@ class ModelConfig:
     soft_min: float = 0.75  # Angstrom
     soft_max: float = 4.0  # Angstrom
     species: list[int] | None = None  # atomic numbers; None = the elements in the data
+    repulsion: str = "zbl"  # core repulsion added to the network: "zbl" or "none" (nn/repulsion.py)
+    repulsion_inner: float = 0.5  # inner radius / outer radius (pure ZBL inside the inner radius)
+    repulsion_max_outer: float = 2.0  # outer radius (shortest pair distance in the data) at most this x sum of covalent radii
 
 
 @dataclass
@@ -218,3 +221,9 @@ def validate_config(config: Config) -> None:
         )
     if m.n_interactions < 1 or m.n_atom_layers < 1 or m.n_features < 1 or m.n_sensitivities < 1:
         raise ConfigError("model: n_interactions, n_atom_layers, n_features and n_sensitivities must be >= 1")
+    if m.repulsion not in ("zbl", "none"):
+        raise ConfigError(f"model.repulsion must be 'zbl' or 'none', got {m.repulsion!r}")
+    if not 0 <= m.repulsion_inner < 1:
+        raise ConfigError(f"model.repulsion_inner must be in [0, 1), got {m.repulsion_inner}")
+    if not m.repulsion_max_outer > 0:
+        raise ConfigError(f"model.repulsion_max_outer must be positive, got {m.repulsion_max_outer}")

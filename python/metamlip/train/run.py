@@ -130,6 +130,7 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     if len(val_idx) == 0:
         raise DataError("the validation set is empty: raise data.n_val")
     train = dataset.subset(train_idx)
+    repulsion = strategies.repulsion_for(config, species, train)
     self_energies = fit_self_energies(train, species)[level]
     torch.manual_seed(config.training.seed)
     potential = build_potential(
@@ -138,13 +139,18 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
         [level],
         torch.from_numpy(self_energies)[None],
         energy_scale(train, species, self_energies),
+        repulsion=repulsion,
     )
     return train_target(config, potential, train, dataset.subset(val_idx), dataset.subset(test_idx), out_dir, comm, resume)
 
 
 def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
-    """Fine-tune `potential` on the target level's training split."""
+    """Fine-tune `potential` on the target level's training split. A model without core
+    repulsion (one trained before it existed) gets one fitted on that split, unless
+    model.repulsion is "none"; it is zero on every training configuration."""
     target = split_target(dataset, _target_config(dataset, config))
+    if potential.repulsion is None:
+        potential.repulsion = strategies.repulsion_for(config, potential.species, target.train)
     config.model = type(config.model)(**strategies.architecture_of(potential))
     potential = strategies.add_target_level(potential.double(), target.level, target.train, config.finetune)
     return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)
