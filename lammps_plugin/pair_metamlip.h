@@ -52,6 +52,7 @@ class PairMetamlip : public Pair {
   void allocate();
   void set_threads();
   GraphInputs graph_inputs();
+  void check_close_atoms();
   void compute_whole();
   void compute_by_blocks();
   torch::Tensor send_features(const torch::Tensor &own);

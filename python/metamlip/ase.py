@@ -16,7 +16,7 @@ from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from metamlip.deploy.load import ModelSource, load_model
-from metamlip.deploy.pairs import build_pairs
+from metamlip.deploy.pairs import build_pairs, check_pairs
 
 
 class MetaMLIPCalculator(Calculator):
@@ -62,6 +62,7 @@ class MetaMLIPCalculator(Calculator):
             pbc = torch.tensor(atoms.pbc, dtype=torch.bool)
         strained = positions @ deformation
         edge_index, shifts = build_pairs(strained, self.cutoff, cell, pbc)
+        check_pairs(strained, edge_index, shifts, None)
         mask = torch.ones(len(atoms), dtype=torch.bool)
         energies = self.model(strained, torch.from_numpy(atoms.numbers.astype(np.int64)), edge_index, shifts, mask)
         energy = energies.sum()

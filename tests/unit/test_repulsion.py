@@ -21,7 +21,7 @@ TRAINING = [config_of(molecule(name).numbers, molecule(name).positions) for name
 
 def with_repulsion(seed: int = 0):
     potential = small_potential(seed)
-    potential.repulsion = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 2.0).double()
+    potential.repulsion = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 0.85, 2.0).double()
     return potential
 
 
@@ -46,15 +46,15 @@ def dimer_energy(module: ZBLRepulsion, a: int, b: int, r: torch.Tensor) -> torch
 
 
 def test_radii_are_the_shortest_distances_in_the_data_capped_by_covalent_radii():
-    module = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 2.0)
+    module = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 0.85, 2.0)
     shortest = shortest_pair_distances(TRAINING, SPECIES, 3.0)
     outer = np.array(module.outer_radii)
-    assert outer[0, 3] == pytest.approx(shortest[0, 3])  # O-H bond
-    assert outer[1, 1] == pytest.approx(shortest[1, 1])  # C-C bond
+    assert outer[0, 3] == pytest.approx(0.85 * shortest[0, 3])  # O-H bond
+    assert outer[1, 1] == pytest.approx(0.85 * shortest[1, 1])  # C-C bond
     assert outer[0, 0] == pytest.approx(2.0 * 2 * 0.31)  # H-H: geminal 1.75 A, capped
     assert np.isinf(shortest[2, 2]) and outer[2, 2] == pytest.approx(2.0 * 2 * 0.71)  # N-N never seen
     assert np.array_equal(outer, outer.T)
-    assert fitted_repulsion("none", SPECIES, TRAINING, 0.5, 2.0) is None
+    assert fitted_repulsion("none", SPECIES, TRAINING, 0.5, 0.85, 2.0) is None
     # Zero on every training configuration: the network fits the data as before.
     for config in TRAINING:
         plain = small_potential()
@@ -76,7 +76,7 @@ def test_two_h_atoms_at_0_3_angstrom_repel_strongly():
 
 @pytest.mark.parametrize("pair", [(0, 0), (0, 1), (1, 3), (2, 2)])
 def test_smooth_finite_difference_forces_and_zero_beyond_the_outer_radius(pair):
-    module = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 2.0).double()
+    module = fitted_repulsion("zbl", SPECIES, TRAINING, 0.5, 0.85, 2.0).double()
     a, b = pair
     outer = module.outer_radii[a][b]
     inner = 0.5 * outer

@@ -6,6 +6,7 @@ feed the exported model exactly the same pairs.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -60,15 +61,21 @@ def check_distances(
     if atom_ids is not None:
         i = int(atom_ids[i])
         j = int(atom_ids[j])
-    if distance != distance:
+    if math.isnan(distance):
         raise RuntimeError(
             "metamlip: atoms " + str(i) + " and " + str(j) + " have a NaN distance (NaN or infinite positions)"
         )
     raise RuntimeError(
-        "metamlip: atoms " + str(i) + " and " + str(j) + " are " + str(round(distance * 10000.0) / 10000.0)
-        + " Angstrom apart, closer than " + str(threshold) + " Angstrom (overlapping atoms: "
-        "check the structure)"
+        "metamlip: atoms " + str(i) + " and " + str(j) + " are " + _decimal(distance) + " Angstrom apart, "
+        "closer than " + _decimal(threshold) + " Angstrom (overlapping atoms: check the structure)"
     )
+
+
+def _decimal(x: float) -> str:
+    """x >= 0 with at most 4 decimals (TorchScript's str(float) prints 17 significant digits)."""
+    n = int(round(x * 10000.0))
+    text = str(n // 10000) + "." + str(10000 + n % 10000)[1:]
+    return text.rstrip("0").rstrip(".")
 
 
 def check_pairs(

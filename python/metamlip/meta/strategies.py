@@ -52,7 +52,9 @@ def energy_scale(dataset: Dataset, species: list[int], self_energies: dict[str, 
 def repulsion_for(config: Config, species: list[int], train: Dataset) -> ZBLRepulsion | None:
     """The core repulsion config.model asks for, its radii from the training data `train`."""
     m = config.model
-    return fitted_repulsion(m.repulsion, species, train.configurations, m.repulsion_inner, m.repulsion_max_outer)
+    return fitted_repulsion(
+        m.repulsion, species, train.configurations, m.repulsion_inner, m.repulsion_outer, m.repulsion_max_outer
+    )
 
 
 def fresh_potential(config: Config, train: Dataset, levels: list[str], species: list[int], n_heads: int = 1) -> Potential:
@@ -194,6 +196,7 @@ def architecture_of(potential: Potential) -> dict[str, Any]:
         else {
             "repulsion": "zbl",
             "repulsion_inner": repulsion.inner_fraction,
+            "repulsion_outer": repulsion.outer_fraction,
             "repulsion_max_outer": repulsion.covalent_cap,
         }
     )

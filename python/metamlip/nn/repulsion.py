@@ -9,7 +9,8 @@ numbers Z_a, Z_b at distance r (Angstrom),
              + 0.02817 e^(-0.20162 x),
 
 k = e^2 / (4 pi eps0) = 14.399645 eV Angstrom. Each element pair has an outer radius r_out
-(by default the shortest distance of that pair in the training data) and an inner radius
+(by default 0.85 x the shortest distance of that pair in the training data, so that validation
+and test frames a little closer than any training frame are not penalised) and an inner radius
 r_in = inner_fraction * r_out; the pair energy is V(r) s(t), t = (r - r_in) / (r_out - r_in)
 clamped to [0, 1], s = 1 - t^3 (10 - 15 t + 6 t^2): pure ZBL inside r_in, exactly zero at and
 beyond r_out with zero slope and curvature there. Every training configuration thus gets zero
@@ -39,11 +40,18 @@ class ZBLRepulsion(nn.Module):
     """Per-atom ZBL repulsion energies (eV) from pair distances.
 
     species: atomic numbers in model order (S of them); outer: [S, S] symmetric outer radii
-    (Angstrom); inner_fraction: r_in / r_out, in [0, 1); covalent_cap: the cap the radii were
-    chosen under (outer <= covalent_cap * (r_cov_a + r_cov_b); kept for the config).
+    (Angstrom); inner_fraction: r_in / r_out, in [0, 1); outer_fraction and covalent_cap: how
+    the radii were chosen from the data (fitted_repulsion; kept for the config).
     """
 
-    def __init__(self, species: list[int], outer: torch.Tensor, inner_fraction: float, covalent_cap: float) -> None:
+    def __init__(
+        self,
+        species: list[int],
+        outer: torch.Tensor,
+        inner_fraction: float,
+        outer_fraction: float = 1.0,
+        covalent_cap: float = 2.0,
+    ) -> None:
         super().__init__()
         outer = torch.as_tensor(outer, dtype=torch.float64)
         n = len(species)
@@ -56,6 +64,7 @@ class ZBLRepulsion(nn.Module):
         zpow = z**0.23
         self.n_species = n
         self.inner_fraction = float(inner_fraction)
+        self.outer_fraction = float(outer_fraction)
         self.covalent_cap = float(covalent_cap)
         self.max_outer = float(outer.max())
         self.outer_radii: list[list[float]] = outer.tolist()  # float64, whatever the buffers' dtype
@@ -141,18 +150,24 @@ def shortest_pair_distances(configurations: list[Any], species: list[int], searc
 
 
 def fitted_repulsion(
-    kind: str, species: list[int], configurations: list[Any], inner_fraction: float, covalent_cap: float
+    kind: str,
+    species: list[int],
+    configurations: list[Any],
+    inner_fraction: float,
+    outer_fraction: float,
+    covalent_cap: float,
 ) -> ZBLRepulsion | None:
-    """A new model's repulsion: outer radii = the shortest distance of each element pair in
-    `configurations` (the training data), at most covalent_cap * (r_cov_a + r_cov_b)."""
+    """A new model's repulsion: outer radii = outer_fraction x the shortest distance of each
+    element pair in `configurations` (the training data), at most covalent_cap * (r_cov_a +
+    r_cov_b) (also for pairs the data never bring closer than that)."""
     if kind not in KINDS:
         raise ValueError(f"unknown repulsion kind {kind!r} (known: {', '.join(KINDS)})")
     if kind == "none":
         return None
     caps = covalent_caps(species, covalent_cap)
     shortest = shortest_pair_distances(configurations, species, float(caps.max()))
-    outer = torch.from_numpy(np.minimum(shortest, caps))
-    return ZBLRepulsion(species, outer, inner_fraction, covalent_cap)
+    outer = torch.from_numpy(np.minimum(outer_fraction * shortest, caps))
+    return ZBLRepulsion(species, outer, inner_fraction, outer_fraction, covalent_cap)
 
 
 def repulsion_from_spec(species: list[int], spec: dict[str, Any] | None) -> ZBLRepulsion | None:
@@ -162,7 +177,9 @@ def repulsion_from_spec(species: list[int], spec: dict[str, Any] | None) -> ZBLR
     if spec["kind"] != "zbl":
         raise ValueError(f"unknown repulsion kind {spec['kind']!r} (known: {', '.join(KINDS)})")
     outer = torch.tensor(spec["outer"], dtype=torch.float64)
-    return ZBLRepulsion(species, outer, float(spec["inner_fraction"]), float(spec["covalent_cap"]))
+    return ZBLRepulsion(
+        species, outer, float(spec["inner_fraction"]), float(spec["outer_fraction"]), float(spec["covalent_cap"])
+    )
 
 
 def repulsion_spec(module: ZBLRepulsion | None) -> dict[str, Any]:
@@ -172,6 +189,7 @@ def repulsion_spec(module: ZBLRepulsion | None) -> dict[str, Any]:
     return {
         "kind": "zbl",
         "inner_fraction": module.inner_fraction,
+        "outer_fraction": module.outer_fraction,
         "covalent_cap": module.covalent_cap,
         "outer": module.outer_radii,
     }

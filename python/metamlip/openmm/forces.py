@@ -20,7 +20,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from metamlip.deploy.load import ModelSource, load_model
-from metamlip.deploy.pairs import build_pairs
+from metamlip.deploy.pairs import build_pairs, check_pairs
 from metamlip.openmm._openmmtorch import import_openmmtorch, openmmtorch_problem
 
 # 1 eV in kJ/mol (exact SI values of e and N_A); 1 nm = 10 Angstrom.
@@ -36,7 +36,9 @@ class OpenMMModel(nn.Module):
     (nm) and, when periodic, box vectors [3, 3] (nm, rows).
 
     model: an exported model (engine interface); atomic_numbers: [n_ml] of the ML atoms;
-    atoms: their particle indices, or None when every particle passed in is an ML atom.
+    atoms: their particle indices, or None when every particle passed in is an ML atom;
+    particle_ids: [n_ml] the particle index of each ML atom, named when two atoms overlap
+    (None: same as atoms, or 0..n_ml-1).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class OpenMMModel(nn.Module):
         atoms: Optional[Sequence[int]],
         periodic: bool,
         cutoff: float,
+        particle_ids: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -56,6 +59,8 @@ class OpenMMModel(nn.Module):
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
         self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
         self.register_buffer("atoms", torch.tensor(list(atoms) if atoms is not None else [], dtype=torch.int64))
+        ids = particle_ids if particle_ids is not None else (atoms if atoms is not None else range(len(atomic_numbers)))
+        self.register_buffer("particle_ids", torch.tensor(list(ids), dtype=torch.int64))
         self.register_buffer("energy_mask", torch.ones(len(atomic_numbers), dtype=torch.bool))
         self.register_buffer("pbc", torch.full((3,), periodic, dtype=torch.bool))
 
@@ -71,6 +76,7 @@ class OpenMMModel(nn.Module):
             cell = boxvectors.to(positions.dtype) * self.angstrom_per_nm
             pbc = self.pbc
         edge_index, shifts = build_pairs(positions, self.cutoff, cell, pbc)
+        check_pairs(positions, edge_index, shifts, self.particle_ids)
         energies = self.model(positions, self.atomic_numbers, edge_index, shifts, self.energy_mask)
         return energies.sum() * self.kj_per_mol_per_ev
 
@@ -92,7 +98,10 @@ class PythonForceComputation:
         box: Optional[torch.Tensor] = None
         if self.periodic:
             box = torch.from_numpy(np.asarray(state.getPeriodicBoxVectors(asNumpy=True)._value, dtype=np.float64))
-        energy = self.module(positions, box)
+        try:
+            energy = self.module(positions, box)
+        except torch.jit.Error as error:  # keep the message, drop the TorchScript traceback
+            raise RuntimeError(str(error).strip().splitlines()[-1].removeprefix("builtins.RuntimeError: ")) from None
         (gradient,) = torch.autograd.grad(energy, positions)
         return float(energy.detach()), -gradient.numpy()
 
@@ -174,7 +183,7 @@ def create_force(
         force.setUsesPeriodicBoundaryConditions(periodic)
     else:
         # PythonForce hands the computation only the selected particles.
-        module = torch.jit.script(OpenMMModel(scripted, ml_numbers, None, periodic, metadata["cutoff"]))
+        module = torch.jit.script(OpenMMModel(scripted, ml_numbers, None, periodic, metadata["cutoff"], selected))
         force = openmm.PythonForce(PythonForceComputation(module, periodic))
         force.setUsesPeriodicBoundaryConditions(periodic)
         if atoms is not None:

@@ -42,7 +42,8 @@ class ModelConfig:
     species: list[int] | None = None  # atomic numbers; None = the elements in the data
     repulsion: str = "zbl"  # core repulsion added to the network: "zbl" or "none" (nn/repulsion.py)
     repulsion_inner: float = 0.5  # inner radius / outer radius (pure ZBL inside the inner radius)
-    repulsion_max_outer: float = 2.0  # outer radius (shortest pair distance in the data) at most this x sum of covalent radii
+    repulsion_outer: float = 0.85  # outer radius / shortest distance of the element pair in the training data
+    repulsion_max_outer: float = 2.0  # outer radius at most this x the sum of the pair's covalent radii
 
 
 @dataclass
@@ -225,5 +226,7 @@ def validate_config(config: Config) -> None:
         raise ConfigError(f"model.repulsion must be 'zbl' or 'none', got {m.repulsion!r}")
     if not 0 <= m.repulsion_inner < 1:
         raise ConfigError(f"model.repulsion_inner must be in [0, 1), got {m.repulsion_inner}")
+    if not 0 < m.repulsion_outer <= 1:
+        raise ConfigError(f"model.repulsion_outer must be in (0, 1], got {m.repulsion_outer}")
     if not m.repulsion_max_outer > 0:
         raise ConfigError(f"model.repulsion_max_outer must be positive, got {m.repulsion_max_outer}")
