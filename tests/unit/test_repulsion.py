@@ -165,3 +165,20 @@ def test_float32_model_repels_too():
     e32, f32 = exported_energy_forces(model, potential.cutoff, numbers, positions, cell)
     assert e32 == pytest.approx(e64, rel=1e-5)
     assert np.allclose(f32, f64, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"repulsion": "lj"}, "model.repulsion must be 'zbl' or 'none'"),
+        ({"repulsion_inner": 1.0}, "model.repulsion_inner must be in"),
+        ({"repulsion_outer": 1.5}, "model.repulsion_outer must be in"),
+        ({"repulsion_max_outer": 0}, "model.repulsion_max_outer must be positive"),
+    ],
+)
+def test_config_keys_are_checked(model, message):
+    from metamlip.train.config import ConfigError, config_from_dict
+
+    assert config_from_dict({}).model.repulsion == "zbl"
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"model": model})

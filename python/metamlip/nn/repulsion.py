@@ -49,8 +49,8 @@ class ZBLRepulsion(nn.Module):
         species: list[int],
         outer: torch.Tensor,
         inner_fraction: float,
-        outer_fraction: float = 1.0,
-        covalent_cap: float = 2.0,
+        outer_fraction: float,
+        covalent_cap: float,
     ) -> None:
         super().__init__()
         outer = torch.as_tensor(outer, dtype=torch.float64)
