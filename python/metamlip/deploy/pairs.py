@@ -51,11 +51,11 @@ def check_distances(
     if distances.numel() == 0:
         return
     d = distances.detach()
+    if float(d.min()) >= threshold:  # one reduction in the common case (min propagates NaN)
+        return
     nan = torch.isnan(d)
     closest = int(torch.argmax(nan.to(torch.int64))) if bool(nan.any()) else int(torch.argmin(d))
     distance = float(d[closest])
-    if distance >= threshold:
-        return
     i = int(edge_index[0, closest])
     j = int(edge_index[1, closest])
     if atom_ids is not None:
