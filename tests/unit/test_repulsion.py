@@ -13,7 +13,7 @@ from metamlip.deploy import build_pairs, load_model
 from metamlip.nn.build import potential_from_dict, potential_to_dict
 from metamlip.nn.repulsion import ZBLRepulsion, fitted_repulsion, shortest_pair_distances
 from metamlip.pretrained import resolve
-from metamlip.train.checkpoint import load_potential
+from metamlip.nn.checkpoint import load_potential
 from model_helpers import SPECIES, config_of, small_potential
 
 TRAINING = [config_of(molecule(name).numbers, molecule(name).positions) for name in ("CH3CH2OH", "CH3CH2NH2", "HCOOH")]
@@ -170,10 +170,10 @@ def test_float32_model_repels_too():
 @pytest.mark.parametrize(
     "model, message",
     [
-        ({"repulsion": "lj"}, "model.repulsion must be 'zbl' or 'none'"),
-        ({"repulsion_inner": 1.0}, "model.repulsion_inner must be in"),
-        ({"repulsion_outer": 1.5}, "model.repulsion_outer must be in"),
-        ({"repulsion_max_outer": 0}, "model.repulsion_max_outer must be positive"),
+        ({"repulsion": "lj"}, "model.repulsion: "),
+        ({"repulsion_inner": 1.0}, "model.repulsion_inner: "),
+        ({"repulsion_outer": 1.5}, "model.repulsion_outer: "),
+        ({"repulsion_max_outer": 0}, "model.repulsion_max_outer: "),
     ],
 )
 def test_config_keys_are_checked(model, message):
