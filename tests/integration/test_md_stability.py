@@ -1,7 +1,7 @@
 """Slow: the quickstart model (trained as `make demo` trains it, with its default core
 repulsion) stays physical in hot LAMMPS MD: each bundled molecule alone and the 27-molecule box
 of examples/lammps, 20 ps of Langevin dynamics at 600 K: no two atoms closer than 0.6 Angstrom,
-and the temperature stays at the thermostat's."""
+and the temperature stays bounded (no runaway heating)."""
 
 from __future__ import annotations
 
