@@ -5,6 +5,7 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -234,10 +235,30 @@ void PairMetamlip::compute(int eflag, int vflag) {
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
   }
+  check_close_atoms();
   if (comm->nprocs == 1) {
     if (atom->nlocal > 0) compute_whole();
   } else {
     compute_by_blocks();  // every rank takes part in the communication, with atoms or not
+  }
+}
+
+void PairMetamlip::check_close_atoms() {
+  // Overlapping atoms would give the model infinite or NaN forces: stop, naming them (IDs).
+  double **x = atom->x;
+  const double limit = model_->metadata.min_pair_distance;
+  for (int64_t p = 0; p < graph_.n_edges(); ++p) {
+    const int a = graph_.node_atom[graph_.edge_first[p]];
+    const int b = graph_.node_atom[graph_.edge_second[p]];
+    const double *s = &graph_.shifts[3 * p];
+    const double d[3] = {x[b][0] + s[0] - x[a][0], x[b][1] + s[1] - x[a][1], x[b][2] + s[2] - x[a][2]};
+    const double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+    if (!(r >= limit)) {
+      error->one(FLERR,
+                 "pair_style metamlip: atoms {} and {} (atom IDs) are {:.4g} Angstrom apart, "
+                 "closer than {} Angstrom (overlapping atoms: check the structure)",
+                 atom->tag[a], atom->tag[b], r, limit);
+    }
   }
 }
 

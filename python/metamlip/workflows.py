@@ -19,7 +19,7 @@ from metamlip.nn.potential import Potential
 from metamlip.train import distributed
 from metamlip.train.config import Config, ConfigError
 from metamlip.train.device import torch_device
-from metamlip.train.run import read_data_files, select_level, train_scratch, train_target, validate_all, write_json
+from metamlip.train.run import read_data_files, repulsion_for, select_level, train_scratch, train_target, validate_all, write_json
 
 RUN_FILES = ("last.ckpt", "pretrain/last.ckpt")
 
@@ -86,8 +86,12 @@ def _target_config(dataset: Dataset, config: Config):
 
 
 def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
-    """Fine-tune `potential` on the target level's training split."""
+    """Fine-tune `potential` on the target level's training split. A model without core
+    repulsion (one trained before it existed) gets one fitted on that split, unless
+    model.repulsion is "none"; it is zero on every training configuration."""
     target = split_target(dataset, _target_config(dataset, config))
+    if potential.repulsion is None:
+        potential.repulsion = repulsion_for(config, potential.species, target.train)
     config.model = type(config.model)(**strategies.architecture_of(potential))
     potential = strategies.add_target_level(potential.double(), target.level, target.train, config.finetune)
     return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)
