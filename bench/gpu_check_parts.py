@@ -59,6 +59,7 @@ class Result:
         self.lines: list[str] = []
         self.numbers: dict[str, Any] = {}
         self.failures: list[str] = []
+        self.passed = 0
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -66,7 +67,9 @@ class Result:
 
     def check(self, ok: bool, line: str) -> None:
         self.say(("ok    " if ok else "FAIL  ") + line)
-        if not ok:
+        if ok:
+            self.passed += 1
+        else:
             self.failures.append(line)
 
     def compare(self, name: str, cuda: torch.Tensor, cpu: torch.Tensor, tolerance: float) -> float:
@@ -688,6 +691,8 @@ def main() -> None:
     try:
         FUNCTIONS[name](work, r)
         status = "FAIL" if r.failures else "PASS"
+        if status == "PASS" and r.passed:
+            r.lines.insert(0, f"all {r.passed} checks passed")
     except Skip as reason:
         status = "FAIL" if r.failures else "SKIP"
         r.say(f"SKIP: {reason}")
