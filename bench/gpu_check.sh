@@ -22,7 +22,8 @@ PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"  # absolute, 
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 WORK=$(mktemp -d /tmp/metamlip-gpu-check.XXXXXX)
 LOG="$OUT/gpu_check.log"
-exec > >(tee "$LOG") 2>&1
+exec 3>&1 4>&2 > >(tee "$LOG") 2>&1
+TEE_PID=$!
 echo "# metamlip GPU check, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "# results in $OUT, scratch in $WORK, budget ${BUDGET} s"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -107,4 +108,6 @@ ELAPSED=$(( $(date +%s) - START ))
 status=$?
 echo "# total $(( $(date +%s) - START )) s"
 rm -rf "$WORK"
+exec 1>&3 2>&4
+wait "$TEE_PID" 2>/dev/null  # the log is complete before the caller collects OUT_DIR
 exit $status
