@@ -649,6 +649,43 @@ def part_bench_model(work: Path, r: Result) -> None:
         raise Skip(small_run_reason())
 
 
+def part_bench_ops(work: Path, r: Result) -> None:
+    """Each op alone at 100k atoms (5.2M pairs, 20 sensitivities, 64 features, float32): where
+    the time of an energy + forces call goes, for later tuning of the kernels."""
+    gpu = full_run()
+    device = GPU if gpu else "cpu"
+    n = 100000 if gpu else 2000
+    positions, cell, _ = random_box(n, seed=7)
+    x, h = torch.tensor(positions, device=device), torch.tensor(cell, device=device)
+    pbc = torch.ones(3, dtype=torch.bool, device=device)
+    ops = torch.ops.metamlip
+    i, j, _, distances, _ = ops.neighbor_list(x, CUTOFF, h, pbc, None, True, True)
+    P, S, F = i.numel(), 20, 64
+    generator = torch.Generator(device=device).manual_seed(0)
+    mu = torch.linspace(0.2, 1.3, S, device=device)
+    sigma = torch.full((S,), 0.06, device=device)
+    r32 = distances.float()
+    sense = ops.sensitivity(r32, mu, sigma, CUTOFF)
+    features = torch.randn(n, F, device=device, generator=generator)
+    env_grad = torch.randn(n, S, F, device=device, generator=generator)
+    grad_sense = torch.randn(P, S, device=device, generator=generator)
+    calls = {
+        "neighbor_list (i, j, S, d, D)": lambda: ops.neighbor_list(x, CUTOFF, h, pbc, None, True, True),
+        "sensitivity": lambda: ops.sensitivity(r32, mu, sigma, CUTOFF),
+        "sensitivity_backward": lambda: ops.sensitivity_backward(grad_sense, sense, r32, mu, sigma, CUTOFF),
+        "envsum": lambda: ops.envsum(sense, features, i, j),
+        "sensesum": lambda: ops.sensesum(env_grad, features, i, j),
+        "featsum": lambda: ops.featsum(env_grad, sense, i, j),
+    }
+    r.say(f"{n} atoms, {P} pairs, S = {S}, F = {F}, float32, {device}")
+    for name, call in calls.items():
+        ms = 1e3 * median_seconds(call, repeats=5 if gpu else 1, warmup=1)
+        r.numbers[f"{name} ms"] = round(ms, 3)
+        r.say(f"{name}: {ms:.3f} ms")
+    if not gpu:
+        raise Skip(small_run_reason())
+
+
 def _hippynn_call(system: dict, r: Result) -> Callable[[], torch.Tensor]:
     """hippynn's call with the best custom kernels that work here (its own choice first)."""
     import model as bench_model
@@ -676,6 +713,7 @@ PARTS: list[tuple[str, float]] = [
     ("model", 120),
     ("bench_nl", 90),
     ("bench_model", 150),
+    ("bench_ops", 60),
     ("lammps", 150),
     ("bench_lammps", 180),
     ("openmm", 90),
