@@ -303,8 +303,7 @@ def part_ops(work: Path, r: Result) -> None:
 def part_pytest(work: Path, r: Result) -> None:
     """The repository's tests of the CUDA paths: the ops (tests/unit) and training.device (integration)."""
     require_cuda()
-    files = ["tests/unit/test_cuda_ops.py", "tests/unit/test_sensitivity_op.py", "tests/unit/test_pairsums.py",
-             "tests/integration/test_training_device.py"]
+    files = ["tests/unit/test_cuda_ops.py", "tests/integration/test_training_device.py"]
     # Deprecation notices of a newer torch (TorchScript) are not what this part checks.
     quiet = ["-W", "ignore::DeprecationWarning", "-W", "ignore::FutureWarning", "-W", "ignore::UserWarning:torch"]
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *quiet, *files]
