@@ -91,16 +91,19 @@ fi
 echo "# configure: METAMLIP_CUDA=${METAMLIP_CUDA:-AUTO}"
 BUILD_START=$(date +%s)
 build_status=0
-# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (flock).
-lock=()
-[ -n "${GPU_CHECK_LOCK:-}" ] && lock=(flock "$GPU_CHECK_LOCK")
-"${lock[@]}" timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
+# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (held while building).
+if [ -n "${GPU_CHECK_LOCK:-}" ]; then
+  exec 9>>"$GPU_CHECK_LOCK"
+  flock 9
+fi
+timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
 grep -E "metamlip:|Error|error:" "$WORK/configure.log"
 if [ $build_status -eq 0 ]; then
-  "${lock[@]}" timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
+  timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
   grep -E "error|FAILED|warning: " "$WORK/build.log" | head -40
   "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
 fi
+exec 9>&-  # the build lock, if any
 BUILD_S=$(( $(date +%s) - BUILD_START ))
 echo "# build: exit status $build_status after ${BUILD_S} s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
 cp "$WORK/configure.log" "$WORK/build.log" "$OUT/" 2>/dev/null || true
