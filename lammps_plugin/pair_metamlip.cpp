@@ -59,6 +59,8 @@ void PairMetamlip::allocate() {
 }
 
 void PairMetamlip::settings(int narg, char **arg) {
+  threads_ = 0;  // a repeated pair_style starts from the defaults
+  device_request_ = metamlip::DeviceRequest::kAuto;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "threads") == 0 && iarg + 1 < narg) {
@@ -107,10 +109,11 @@ void PairMetamlip::coeff(int narg, char **arg) {
   metamlip::DeviceChoice device;
   try {
     const std::string op_library = metamlip::load_op_library(metamlip::read_metadata(model_path_));
-    device = metamlip::choose_device(device_request_, op_library,
-                                     device_request_ == metamlip::DeviceRequest::kCpu ? 0 : node_local_rank());
+    const bool cpu = device_request_ == metamlip::DeviceRequest::kCpu;
+    device = metamlip::choose_device(device_request_, op_library, cpu ? 0 : node_local_rank());
     device_ = device.device;
-    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_, device_));
+    model_ = std::make_unique<metamlip::ExportedModel>(
+        metamlip::load_exported_model(model_path_, device_));
   } catch (const std::exception &error_) {
     model_.reset();
     error->all(FLERR, std::string("pair_coeff metamlip: ") + error_.what());
@@ -299,7 +302,8 @@ void PairMetamlip::compute_whole() {
   const int nlocal = atom->nlocal;
   const int64_t n_nodes = graph_.n_nodes();
   GraphInputs in = graph_inputs();
-  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
+  torch::Tensor mask =
+      torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
   mask.slice(0, 0, nlocal).fill_(true);
   torch::Tensor atom_energy, position_grad, shift_grad;
   try {
@@ -337,7 +341,8 @@ void PairMetamlip::compute_by_blocks() {
   // Forward: block k for the local atoms; its input features are a leaf tensor over all
   // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
   std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
-  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+  torch::Tensor atom_energy =
+      torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
   torch::Tensor position_grad, shift_grad;
   try {
     torch::jit::Method stage = model_->module.get_method("stage");
