@@ -16,10 +16,11 @@ from metamlip.data import Dataset
 from metamlip.meta import strategies
 from metamlip.meta.tasks import source_levels, split_sources, split_target
 from metamlip.nn.potential import Potential
+from metamlip.nn.repulsion import repulsion_from_config
 from metamlip.train import distributed
 from metamlip.train.config import Config, ConfigError
 from metamlip.train.device import torch_device
-from metamlip.train.run import read_data_files, repulsion_for, select_level, train_scratch, train_target, validate_all, write_json
+from metamlip.train.run import read_data_files, select_level, train_scratch, train_target, validate_all, write_json
 
 RUN_FILES = ("last.ckpt", "pretrain/last.ckpt")
 
@@ -91,7 +92,7 @@ def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Pa
     model.repulsion is "none"; it is zero on every training configuration."""
     target = split_target(dataset, _target_config(dataset, config))
     if potential.repulsion is None:
-        potential.repulsion = repulsion_for(config, potential.species, target.train)
+        potential.repulsion = repulsion_from_config(config.model, potential.species, target.train.configurations)
     config.model = type(config.model)(**strategies.architecture_of(potential))
     potential = strategies.add_target_level(potential.double(), target.level, target.train, config.finetune)
     return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)

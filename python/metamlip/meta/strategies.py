@@ -28,6 +28,7 @@ from metamlip.meta.tasks import SourceTask
 from metamlip.nn.build import ARCHITECTURE_KEYS, build_potential
 from metamlip.nn.checkpoint import load_potential
 from metamlip.nn.potential import Potential
+from metamlip.nn.repulsion import repulsion_from_config
 from metamlip.pretrained import resolve
 from metamlip.train.config import Config, ConfigError, FinetuneConfig
 from metamlip.train.distributed import SINGLE, Comm
@@ -39,7 +40,7 @@ from metamlip.train.trainer import Trainer
 def fresh_potential(config: Config, train: Dataset, levels: list[str], species: list[int], n_heads: int = 1) -> Potential:
     """A new model for `levels`: self energies fitted per level on `train`, seeded weights,
     the core repulsion fitted on `train`."""
-    repulsion = repulsion_for(config, species, train)
+    repulsion = repulsion_from_config(config.model, species, train.configurations)
     fitted = fit_self_energies(train, species)
     self_energies = torch.from_numpy(np.stack([fitted[level] for level in levels]))
     torch.manual_seed(config.training.seed if config.strategy == "scratch" else config.pretrain.seed)

@@ -170,6 +170,14 @@ def fitted_repulsion(
     return ZBLRepulsion(species, outer, inner_fraction, outer_fraction, covalent_cap)
 
 
+def repulsion_from_config(model: Any, species: list[int], configurations: list[Any]) -> ZBLRepulsion | None:
+    """The repulsion a config's model section asks for (its keys repulsion, repulsion_inner,
+    repulsion_outer, repulsion_max_outer), radii from `configurations` (the training data)."""
+    return fitted_repulsion(
+        model.repulsion, species, configurations, model.repulsion_inner, model.repulsion_outer, model.repulsion_max_outer
+    )
+
+
 def repulsion_from_spec(species: list[int], spec: dict[str, Any] | None) -> ZBLRepulsion | None:
     """The module a checkpoint's `repulsion` entry describes (None or kind "none": no repulsion)."""
     if spec is None or spec.get("kind", "none") == "none":

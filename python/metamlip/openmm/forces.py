@@ -107,9 +107,9 @@ class OpenMMModel(nn.Module):
             cell = boxvectors.to(positions.dtype) * self.angstrom_per_nm
             pbc = self.pbc.to(device)
         edge_index, shifts = build_pairs(positions, self.cutoff, cell, pbc)
+        check_pairs(positions, edge_index, shifts, self.particle_ids.to(device))
         numbers = self.atomic_numbers.to(device)
         mask = self.energy_mask.to(device)
-        check_pairs(positions, edge_index, shifts, self.particle_ids.to(device))
         if positions.is_cuda:
             energies = self.model_cuda(positions, numbers, edge_index, shifts, mask)
         else:
