@@ -33,7 +33,6 @@ from metamlip.pretrained import resolve
 from metamlip.train.config import Config, ConfigError, FinetuneConfig
 from metamlip.train.distributed import SINGLE, Comm
 from metamlip.train.metrics import error_metrics, predict
-from metamlip.train.run import repulsion_for
 from metamlip.train.trainer import Trainer
 
 
