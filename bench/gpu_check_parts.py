@@ -74,7 +74,7 @@ class Result:
 
     def compare(self, name: str, cuda: torch.Tensor, cpu: torch.Tensor, tolerance: float) -> float:
         """Records ||cuda - cpu|| / ||cpu|| (exact comparison for integers) against tolerance."""
-        cuda, cpu = cuda.detach().cpu(), cpu.detach()
+        cuda, cpu = cuda.detach().cpu(), cpu.detach().cpu()
         if cuda.shape != cpu.shape:
             self.check(False, f"{name}: shapes differ, cuda {tuple(cuda.shape)} vs cpu {tuple(cpu.shape)}")
             return float("inf")

@@ -100,7 +100,11 @@ def test_pair_sums_cuda_dtypes_and_empty_pair_lists(dtype, n_pairs, S, F):
             results.append([out, *torch.autograd.grad((out * weights).sum(), args)])
         for cpu, gpu in zip(*results):
             assert gpu.is_cuda and gpu.shape == cpu.shape and gpu.dtype == dtype
-            torch.testing.assert_close(gpu.detach().cpu(), cpu.detach(), rtol=tolerance, atol=tolerance, msg=op)
+            # float32 atomics add in another order than the CPU loop: absolute tolerance on the scale of the result
+            scale = max(1.0, float(cpu.detach().abs().max())) if cpu.numel() else 1.0
+            torch.testing.assert_close(
+                gpu.detach().cpu(), cpu.detach(), rtol=tolerance, atol=tolerance * scale, msg=lambda m: f"{op}: {m}"
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
