@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from metamlip.train.schedule import SCHEDULES
+
 STRATEGIES = ("scratch", "transfer", "joint", "multihead", "reptile")
 
 
@@ -50,7 +52,12 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     max_epochs: int = 300
     epoch_size: int | None = None  # configurations per epoch; None = the training set (more = several passes)
+    max_steps: int | None = None  # optimiser steps; None = max_epochs decides alone
     patience: int = 30  # epochs without validation improvement before stopping
+    patience_steps: int | None = None  # optimiser steps without improvement before stopping; replaces patience
+    schedule: str = "plateau"  # learning rate: "plateau" (reduce on plateau), "cosine" (to min_lr) or "constant"
+    warmup_steps: int = 0  # linear learning-rate warm-up
+    ema_decay: float | None = None  # exponential moving average of the weights (e.g. 0.99); None = off
     lr_patience: int = 8
     lr_factor: float = 0.5
     min_lr: float = 1e-5
@@ -87,6 +94,7 @@ class FinetuneConfig:
     self_energies: str = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
     new_head: bool | None = None  # a new energy head for the target level; None = only for multi-head models
     freeze_body: bool = False  # train only the energy heads
+    l2sp: float = 0.0  # L2-SP: strength of the pull towards the pre-trained weights (0 = off)
 
 
 @dataclass
@@ -182,6 +190,15 @@ def _validate_training(t: TrainingConfig, where: str) -> None:
         raise ConfigError(f"{where}.device must be 'cpu' or 'cuda[:N]', got {t.device!r}")
     if t.epoch_size is not None and t.epoch_size < 1:
         raise ConfigError(f"{where}.epoch_size must be >= 1 or null, got {t.epoch_size}")
+    if t.schedule not in SCHEDULES:
+        raise ConfigError(f"{where}.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}")
+    for name in ("max_steps", "patience_steps"):
+        if getattr(t, name) is not None and getattr(t, name) < 1:
+            raise ConfigError(f"{where}.{name} must be >= 1 or null, got {getattr(t, name)}")
+    if t.warmup_steps < 0:
+        raise ConfigError(f"{where}.warmup_steps must be >= 0, got {t.warmup_steps}")
+    if t.ema_decay is not None and not 0 < t.ema_decay < 1:
+        raise ConfigError(f"{where}.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
     if t.learning_rate <= 0:
         raise ConfigError(f"{where}.learning_rate must be positive, got {t.learning_rate}")
 
@@ -212,6 +229,8 @@ def validate_config(config: Config) -> None:
     _validate_reptile(config.reptile)
     if config.finetune.self_energies not in ("residual", "data"):
         raise ConfigError(f"finetune.self_energies must be 'residual' or 'data', got {config.finetune.self_energies!r}")
+    if config.finetune.l2sp < 0:
+        raise ConfigError(f"finetune.l2sp must be >= 0, got {config.finetune.l2sp}")
     if not 0 < m.soft_min < m.soft_max <= m.cutoff:
         raise ConfigError(
             f"model: need 0 < soft_min < soft_max <= cutoff, got {m.soft_min}, {m.soft_max}, {m.cutoff}"

@@ -23,7 +23,7 @@ from metamlip.meta.tasks import source_levels, split_sources, split_target
 from metamlip.nn.build import build_potential
 from metamlip.nn.potential import Potential
 from metamlip.train import distributed
-from metamlip.train.config import Config, ConfigError
+from metamlip.train.config import Config, ConfigError, TrainingConfig
 from metamlip.train.metrics import error_metrics, predict
 from metamlip.train.plots import loss_curve_plot, parity_plot
 from metamlip.train.trainer import Trainer
@@ -150,16 +150,30 @@ def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Pa
     return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)
 
 
+def prepare_potential(potential: Potential, settings: TrainingConfig) -> Potential:
+    """The potential in the training dtype, on the training device, with the chosen pair sums."""
+    potential = potential.to(getattr(torch, settings.dtype)).to(settings.device)
+    potential.hipnn.set_implementation(settings.implementation)
+    return potential
+
+
+def trainer_for(config: Config, potential: Potential, train: GraphSet, val: GraphSet, out_dir: Path, comm=distributed.SINGLE) -> Trainer:
+    """The Trainer of a target-level run; fine-tuning (config.init or a pre-training strategy)
+    adds the L2-SP anchor of config.finetune."""
+    finetuning = config.init is not None or config.strategy != "scratch"
+    anchor = config.finetune.l2sp if finetuning else 0.0
+    return Trainer(potential, train, val, config.training, out_dir, config.to_dict(), comm, anchor=anchor)
+
+
 def train_target(
     config: Config, potential: Potential, train: Dataset, val: Dataset, test: Dataset, out_dir: Path, comm, resume: bool
 ) -> dict[str, Any]:
     settings = config.training
-    potential = potential.to(getattr(torch, settings.dtype)).to(settings.device)
-    potential.hipnn.set_implementation(settings.implementation)
+    potential = prepare_potential(potential, settings)
     cutoff, progress = potential.cutoff, settings.progress and comm.is_main
     train_set = GraphSet(train.configurations, cutoff, progress)
     val_set = GraphSet(val.configurations, cutoff, progress)
-    trainer = Trainer(potential, train_set, val_set, settings, out_dir, config.to_dict(), comm)
+    trainer = trainer_for(config, potential, train_set, val_set, out_dir, comm)
     potential = trainer.fit(resume=resume)
     if not comm.is_main:
         return {}
