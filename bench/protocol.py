@@ -57,6 +57,7 @@ def main() -> int:
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         rows = list(pool.map(run_variant, *zip(*tasks)))
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
     with open(out, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
