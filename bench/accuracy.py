@@ -186,7 +186,7 @@ def _pretrain_without(molecule: str, pretrained: str, directory: Path, outer_ste
     from metamlip.meta import strategies
     from metamlip.meta.tasks import source_levels, split_sources
     from metamlip.pretrained import resolve
-    from metamlip.train.checkpoint import read_checkpoint
+    from metamlip.nn.checkpoint import read_checkpoint
     from metamlip.train.config import config_from_dict
     from metamlip.train.run import read_data_files
 

@@ -13,7 +13,7 @@ from metamlip.data.batching import GraphSet
 from metamlip.meta import reptile as reptile_module
 from metamlip.meta.reptile import ReptileTrainer, epsilon, inner_batch, sample_tasks
 from metamlip.nn.build import build_potential
-from metamlip.train.checkpoint import read_checkpoint
+from metamlip.nn.checkpoint import read_checkpoint
 from metamlip.train.config import ReptileConfig, TrainingConfig
 from metamlip.train.loss import energy_force_loss
 

@@ -10,7 +10,7 @@ from metamlip.data import fit_self_energies
 from metamlip.data.batching import GraphSet
 from metamlip.nn.build import build_potential
 from metamlip.train.anchor import WeightAnchor
-from metamlip.train.checkpoint import read_checkpoint
+from metamlip.nn.checkpoint import read_checkpoint
 from metamlip.train.config import TrainingConfig
 from metamlip.train.ema import WeightAverage
 from metamlip.train.schedule import LearningRateSchedule
