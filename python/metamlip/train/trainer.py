@@ -125,8 +125,12 @@ class Trainer:
 
     def _total_steps(self) -> int:
         """The step budget: max_steps, or max_epochs whole epochs if that is fewer."""
-        by_epochs = self.settings.max_epochs * self._batches_per_epoch()
-        return min(by_epochs, self.settings.max_steps) if self.settings.max_steps else by_epochs
+        s = self.settings
+        limits = [s.max_steps, None if s.max_epochs is None else s.max_epochs * self._batches_per_epoch()]
+        return min(limit for limit in limits if limit is not None)
+
+    def _max_epochs(self) -> int:
+        return self.settings.max_epochs or -(-self._total_steps() // self._batches_per_epoch())
 
     def _out_of_steps(self) -> bool:
         return self.settings.max_steps is not None and self.state.global_step >= self.settings.max_steps
@@ -168,7 +172,7 @@ class Trainer:
         return loss
 
     def fit(self, resume: bool = False) -> Potential:
-        """Train until max_epochs or early stopping; returns the potential with the best weights."""
+        """Train until max_epochs, max_steps or early stopping; returns the potential with the best weights."""
         s = self.settings
         if self.comm.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,10 +180,10 @@ class Trainer:
             self.restore()
         n_batches = self._batches_per_epoch()
         show = s.progress and self.comm.is_main
-        bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not show)
+        bar = tqdm(total=self._max_epochs(), initial=self.state.epoch, desc="epochs", disable=not show)
         start_time = time.perf_counter()
         with Interrupt(enabled=not self.comm.active) as interrupt:
-            while not self.state.stopped_early and self.state.epoch < s.max_epochs:
+            while not self.state.stopped_early and self.state.epoch < self._max_epochs():
                 order = epoch_order(len(self.train_set), s.seed, self.state.epoch, s.epoch_size)
                 while self.state.step_in_epoch < n_batches and not self._out_of_steps():
                     k = self.state.step_in_epoch
