@@ -138,3 +138,30 @@ def test_ema_weights_are_validated_and_saved(tmp_path):
         torch.testing.assert_close(saved[name], average)
         moved += int(not torch.equal(average, start))
     assert moved > 0
+
+
+@pytest.mark.parametrize(
+    "training, message",
+    [
+        ({"ema_decay": 1.0}, "training.ema_decay"),
+        ({"schedule": "linear"}, "training.schedule"),
+        ({"max_steps": None, "max_epochs": None}, "max_epochs and max_steps are both null"),
+        ({"warmup_steps": -1}, "training.warmup_steps"),
+        ({"patience_steps": 0}, "training.patience_steps"),
+    ],
+)
+def test_bad_protocol_keys_name_the_key(training, message):
+    from metamlip.train.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"training": training})
+
+
+def test_pretraining_keeps_the_previous_protocol():
+    from metamlip.train.config import config_from_dict
+
+    config = config_from_dict({"pretrain": {"seed": 1}})
+    assert (config.pretrain.batch_size, config.pretrain.schedule, config.pretrain.ema_decay, config.pretrain.max_steps) == (16, "plateau", None, None)
+    assert (config.training.batch_size, config.training.schedule, config.training.ema_decay, config.training.max_steps) == (4, "cosine", 0.99, 6000)
+    with pytest.raises(Exception, match="finetune.l2sp"):
+        config_from_dict({"finetune": {"l2sp": -1.0}})
