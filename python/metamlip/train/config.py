@@ -201,7 +201,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    pretrain: TrainingConfig = Field(default_factory=PretrainConfig)  # a mapping is read as PretrainConfig
     reptile: ReptileConfig = Field(default_factory=ReptileConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     out: str = "runs/model"
@@ -213,6 +213,12 @@ class Config(Section):
         if isinstance(values, dict):
             values = {k: ({} if k in SECTIONS and v is None else v) for k, v in values.items()}
         return values
+
+    @field_validator("pretrain", mode="before")
+    @classmethod
+    def _pretrain_defaults(cls, value: Any) -> Any:
+        """Keys missing from a `pretrain:` mapping take the pre-training defaults."""
+        return PretrainConfig.model_validate(value) if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _pretrain_device(self) -> Config:
