@@ -423,11 +423,15 @@ def timing(model: Path, mace_model: Path, quick: bool) -> dict[str, Any]:
 # -------------------------------------------------------------------- main ---
 
 
-def run_job(job: tuple, work: Path, pretrained: str, quick: bool) -> dict[str, Any] | None:
+def pretrain_dir(work: Path, molecule: str, outer_steps: int | None) -> Path:
+    return work / "pretrain" / (f"without-{molecule}" + (f"-{outer_steps}steps" if outer_steps else ""))
+
+
+def run_job(job: tuple, work: Path, pretrained: str, pretrain_steps: int | None, quick: bool) -> dict[str, Any] | None:
     """One (split, N, seed, method) run, cached in work/SPLIT/METHOD/nN-seedS; ("pretrain",
     split) makes the split's fine-tuning start."""
     if job[0] == "pretrain":
-        pretrain_without(job[1].molecule, pretrained, work / "pretrain" / f"without-{job[1].molecule}", 200 if quick else None)
+        pretrain_without(job[1].molecule, pretrained, pretrain_dir(work, job[1].molecule, pretrain_steps), pretrain_steps)
         return None
     split, n, seed, method = job
     directory = work / split.name / method / f"n{n}-seed{seed}"
@@ -436,7 +440,7 @@ def run_job(job: tuple, work: Path, pretrained: str, quick: bool) -> dict[str, A
     init = None
     if method == "finetune":
         init = pretrained if split.molecule is None else str(
-            pretrain_without(split.molecule, pretrained, work / "pretrain" / f"without-{split.molecule}", 200 if quick else None)
+            pretrain_without(split.molecule, pretrained, pretrain_dir(work, split.molecule, pretrain_steps), pretrain_steps)
         )
     overrides = {"training": {"max_steps": 300}} if quick else None
     return cached(directory, lambda: train_metamlip(split, n, seed, init, pretrained, directory, overrides))
@@ -453,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench_accuracy"), help="cache of runs")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the CSV and PNG go")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
+    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
+    parser.add_argument("--pretrain-steps", type=int, help="outer steps of the molecule split's pre-training (default: the shipped recipe's; quick 200)")
     args = parser.parse_args(argv)
 
     from metamlip.data import read_dataset
@@ -462,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     data = read_dataset(str(TARGET_FILE))
-    splits = [level_split(data, sizes), molecule_split(data, sizes)]
+    splits = [SPLITS[name](data, sizes) for name in args.splits]
+    pretrain_steps = args.pretrain_steps or (200 if args.quick else None)
     started = time.perf_counter()
     jobs: list[tuple] = [("pretrain", splits[1])] if "finetune" in args.methods else []
     mace_sizes = args.mace_sizes or sizes
@@ -474,12 +481,20 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods
         if method != "mace" or n in mace_sizes
     ]
-    # the slowest first; fine-tuning on the molecule split last (it waits for the pre-training)
-    jobs += sorted(runs, key=lambda job: (job[3] != "mace", job[3] == "finetune" and job[0].molecule is not None, -job[1]))
+    # level split first, then MACE (slow), then the molecule split with its pre-training before its fine-tuning
+    def priority(job: tuple) -> tuple:
+        split, n, seed, method = job
+        return (split.molecule is not None, method != "mace", method == "finetune", n, seed)
+
+    jobs: list[tuple] = sorted(runs, key=priority)
+    for k, job in enumerate(jobs):
+        if job[3] == "finetune" and job[0].molecule is not None:
+            jobs.insert(k, ("pretrain", job[0]))
+            break
     rows = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_job, job, work, args.pretrained, args.quick) for job in jobs]
+        futures = [pool.submit(run_job, job, work, args.pretrained, pretrain_steps, args.quick) for job in jobs]
         for future in tqdm(as_completed(futures), total=len(futures), desc="runs"):
             r = future.result()
             if r is None:

@@ -32,7 +32,7 @@ def run_variant(split_name: str, n: int, seed: int, method: str, name: str, over
     init = None
     if method == "finetune":
         init = pretrained if split.molecule is None else str(
-            accuracy.pretrain_without(split.molecule, pretrained, work / "pretrain" / f"without-{split.molecule}", None)
+            accuracy.pretrain_without(split.molecule, pretrained, accuracy.pretrain_dir(work, split.molecule, None), None)
         )
     key = json.dumps(overrides, sort_keys=True)
     directory = work / "protocol" / split_name / method / f"n{n}-seed{seed}" / name
