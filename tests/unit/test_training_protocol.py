@@ -165,3 +165,15 @@ def test_pretraining_keeps_the_previous_protocol():
     assert (config.training.batch_size, config.training.schedule, config.training.ema_decay, config.training.max_steps) == (4, "cosine", 0.99, 6000)
     with pytest.raises(Exception, match="finetune.l2sp"):
         config_from_dict({"finetune": {"l2sp": -1.0}})
+
+
+def test_finetuning_takes_the_rate_and_budget_of_the_finetune_section():
+    from metamlip.train.config import config_from_dict
+    from metamlip.train.run import training_settings
+
+    config = config_from_dict({"training": {"learning_rate": 0.02}, "finetune": {"max_steps": 100}})
+    scratch, tuned = training_settings(config, False), training_settings(config, True)
+    assert (scratch.learning_rate, scratch.max_steps) == (0.02, 6000)
+    assert (tuned.learning_rate, tuned.max_steps, tuned.schedule) == (3e-3, 100, "cosine")
+    config = config_from_dict({"training": {"learning_rate": 0.02}, "finetune": {"learning_rate": None, "max_steps": None}})
+    assert (training_settings(config, True).learning_rate, training_settings(config, True).max_steps) == (0.02, 6000)

@@ -101,10 +101,18 @@ def prepare_potential(potential: Potential, settings: TrainingConfig) -> Potenti
 
 def trainer_for(config: Config, potential: Potential, train: GraphSet, val: GraphSet, out_dir: Path, comm=SINGLE) -> Trainer:
     """The Trainer of a target-level run; fine-tuning (config.init or a pre-training strategy)
-    adds the L2-SP pull of config.finetune towards the starting weights."""
+    takes the rate, step budget and L2-SP pull of config.finetune."""
     finetuning = config.init is not None or config.strategy != "scratch"
-    anchor = config.finetune.l2sp if finetuning else 0.0
-    return Trainer(potential, train, val, config.training, out_dir, config.to_dict(), comm, anchor=anchor)
+    return Trainer(potential, train, val, training_settings(config, finetuning), out_dir, config.to_dict(), comm, anchor=config.finetune.l2sp if finetuning else 0.0)
+
+
+def training_settings(config: Config, finetuning: bool) -> TrainingConfig:
+    """config.training, with the fine-tuning rate and step budget of config.finetune when fine-tuning."""
+    f = config.finetune
+    if not finetuning:
+        return config.training
+    update = {k: v for k, v in (("learning_rate", f.learning_rate), ("max_steps", f.max_steps)) if v is not None}
+    return config.training.model_copy(update=update)
 
 
 def train_target(
