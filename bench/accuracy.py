@@ -442,7 +442,7 @@ def run_job(job: tuple, work: Path, pretrained: str, pretrain_steps: int | None,
         init = pretrained if split.molecule is None else str(
             pretrain_without(split.molecule, pretrained, pretrain_dir(work, split.molecule, pretrain_steps), pretrain_steps)
         )
-    overrides = {"training": {"max_steps": 300}} if quick else None
+    overrides = {"training": {"max_steps": 300}, "finetune": {"max_steps": 300}} if quick else None
     return cached(directory, lambda: train_metamlip(split, n, seed, init, pretrained, directory, overrides))
 
 
