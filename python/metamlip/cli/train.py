@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--level", help="level of theory to train or fine-tune on, e.g. 'b3lyp/6-31g*' (data.level)")
     parser.add_argument("--n-train", type=int, help="number of training configurations (data.n_train)")
     parser.add_argument("--max-epochs", type=int, help="maximum number of epochs (training.max_epochs)")
+    parser.add_argument("--max-steps", type=int, help="maximum number of optimiser steps (training.max_steps)")
     parser.add_argument("--seed", type=int, help="seed for initial weights and shuffling (training.seed)")
     parser.add_argument("--strategy", choices=STRATEGIES, help="how other levels are used (strategy); default scratch")
     parser.add_argument("--source-levels", nargs="+", metavar="LEVEL", help="levels to pre-train on (data.source_levels)")
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             ("data", "n_train"): args.n_train,
             ("data", "source_levels"): args.source_levels,
             ("training", "max_epochs"): args.max_epochs,
+            ("training", "max_steps"): args.max_steps,
             ("training", "seed"): args.seed,
         }
         for (section, key), value in overrides.items():
