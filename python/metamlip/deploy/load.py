@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from metamlip import pretrained
 from metamlip.deploy.export import export_module
 from metamlip.deploy.files import ExportedModelError, _archive_kind, load_exported
 from metamlip.nn.potential import Potential
@@ -21,10 +22,11 @@ def load_model(
 ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """(model, metadata) from an exported file (`metamlip-export`), a training checkpoint or a
     Potential. level/dtype choose what a checkpoint or Potential is exported with; for an
-    exported file they must be None or match what it was exported with."""
+    exported file they must be None or match what it was exported with. ``pretrained:NAME``
+    names a shipped checkpoint."""
     if isinstance(source, Potential):
         return _exported_in_memory(source, level, dtype)
-    path = Path(source)
+    path = pretrained.resolve(source)
     kind, archive = _archive_kind(path)
     if archive is not None:
         archive.close()
