@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from metamlip.atomic import atomic_path
 from metamlip.train.metrics import Predictions, error_metrics
@@ -95,7 +96,7 @@ def comparison_plot(results: list[RunResult], path: str | Path, title: str = "")
     components; RMSE in the legends) and validation force RMSE per optimiser step."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     parity: list[list[np.ndarray]] = [[], []]  # every plotted value, per parity panel
-    for result in results:
+    for rank, result in enumerate(results):
         pred = result.predictions
         errors = error_metrics(pred)["all"]
         panels = (
@@ -103,7 +104,8 @@ def comparison_plot(results: list[RunResult], path: str | Path, title: str = "")
             ((pred.force_ref.ravel(), pred.force_pred.ravel()), f"RMSE {errors['force_rmse_meV_per_A']:.0f} meV/Å"),
         )
         for k, ((ref, predicted), rmse) in enumerate(panels):
-            axes[k].scatter(ref, predicted, s=4, alpha=0.4, label=f"{result.name}: {rmse}")
+            # the first run (fine-tuned) on top: it is the tighter cloud
+            axes[k].scatter(ref, predicted, s=4, alpha=0.4, label=f"{result.name}: {rmse}", zorder=len(results) - rank)
             parity[k] += [ref, predicted]
         val_force = [math.sqrt(row["val_force_mse"]) * 1000 if row.get("val_force_mse", -1.0) >= 0 else math.nan for row in result.log]
         axes[2].semilogy([row["step"] for row in result.log], val_force, label=result.name)
@@ -111,6 +113,7 @@ def comparison_plot(results: list[RunResult], path: str | Path, title: str = "")
         values = np.concatenate(values) if values else np.zeros(0)
         if values.size:
             ax.plot([values.min(), values.max()], [values.min(), values.max()], "k--", lw=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(f"reference {quantity} ({unit})")
         ax.set_ylabel(f"predicted {quantity} ({unit})")
         ax.legend(markerscale=3, fontsize=8)
