@@ -3,9 +3,9 @@
 strategy scratch: train on one level (metamlip.train.run). Any other strategy: pre-train on the
 source levels into OUT/pretrain (or into OUT when no target level is given; metamlip.meta),
 then fine-tune on the target level into OUT. With `init`, fine-tune that checkpoint directly:
-the one-command fine-tune, with split and training defaults by N for the keys the user did not
-set (metamlip.train.finetune_protocol) and, when asked, the same architecture trained from
-scratch on the same frames into OUT/scratch and compared with it on the test set.
+the one-command fine-tune, with the split chosen by N where the user set none
+(metamlip.train.finetune_split) and, when asked, the same architecture trained from scratch on
+the same frames into OUT/scratch and compared with it on the test set.
 This module sits above train and meta (data -> nn -> train -> meta -> workflows -> cli).
 """
 
@@ -24,7 +24,7 @@ from metamlip.meta import strategies
 from metamlip.meta.tasks import source_levels, split_sources, split_target
 from metamlip.nn.checkpoint import load_potential
 from metamlip.nn.potential import Potential
-from metamlip.train import distributed, finetune_protocol
+from metamlip.train import distributed, finetune_split
 from metamlip.train.config import Config, ConfigError
 from metamlip.train.device import torch_device
 from metamlip.train.metrics import predict
@@ -115,19 +115,17 @@ def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Pa
 
 
 def finetune_init(config: Config, dataset: Dataset, out_dir: Path, comm, resume: bool, compare_scratch: bool) -> dict[str, Any]:
-    """Fine-tune config.init on the target level with the one-command defaults for the keys the
-    user did not set (metamlip.train.finetune_protocol); with compare_scratch, then train the
-    same architecture from scratch with the same split and settings into OUT/scratch."""
+    """Fine-tune config.init on the target level, with the split chosen by N where the user set
+    none (metamlip.train.finetune_split); with compare_scratch, then train the same architecture
+    from scratch with the same split and settings into OUT/scratch."""
     config.init = pretrained.canonical_spec(config.init)  # the run records the model an alias meant
     potential = strategies.load_init(config.init)
     level = _target_config(dataset, config).level
-    n_train = finetune_protocol.apply_split_defaults(config.data, len(dataset.select_level(level)), level)
-    applied = finetune_protocol.apply_training_defaults(config.training, n_train)
+    n_train = finetune_split.apply_split_defaults(config.data, len(dataset.select_level(level)), level)
     if comm.is_main:
-        settings = ", ".join(f"{key} {value}" for key, value in applied.items())
         print(
             f"fine-tuning {config.init} on {level}: {n_train} training, {config.data.n_val} validation, "
-            f"{config.data.n_test} test configurations" + (f"; protocol for N = {n_train}: {settings}" if settings else ""),
+            f"{config.data.n_test} test configurations",
             flush=True,
         )
     metrics = finetune(config, dataset, potential, out_dir, comm, resume)

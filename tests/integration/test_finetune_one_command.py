@@ -19,7 +19,7 @@ from metamlip.nn.checkpoint import load_potential, read_checkpoint
 
 MP2 = Path(__file__).parents[2] / "examples" / "data" / "mp2_cc-pvdz.extxyz.gz"
 LEVEL = "mp2/cc-pvdz"
-FAST = ["--max-epochs", "1", "--no-progress"]  # one epoch of the protocol's 10 optimiser steps
+FAST = ["--max-epochs", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,7 @@ def test_one_command_fine_tune(tmp_path, capsys):
     config = read_checkpoint(out / "model.ckpt")["config"]
     assert config["init"] == "pretrained:hipnn-meta-hcno"  # the model the alias meant
     assert config["data"]["n_val"] == 5 and config["data"]["n_test"] == 585
-    assert config["training"]["learning_rate"] == 2e-3 and config["training"]["epoch_size"] == 160  # the protocol
-    assert config["training"]["max_epochs"] == 1  # the flag wins
+    assert config["training"]["max_epochs"] == 1  # the flag
     tuned = load_potential(out / "model.ckpt")
     assert tuned.levels[-1] == LEVEL and LEVEL not in load_potential("pretrained:default").levels
 

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="YAML configuration file (optional)")
     parser.add_argument("--data", nargs="+", metavar="FILE", help="data files or globs (.extxyz[.gz], .h5, .npz); FILE::LEVEL sets a default level (data.files)")
     parser.add_argument("--level", help="level of theory to train or fine-tune on, e.g. 'b3lyp/6-31g*' (data.level)")
-    parser.add_argument("--n-train", type=int, help="number of training configurations (data.n_train); with --init it also picks the fine-tuning protocol")
+    parser.add_argument("--n-train", type=int, help="number of training configurations (data.n_train); with --init it also sets the default validation and test sizes")
     parser.add_argument("--n-val", type=float, help="validation configurations, a count or a fraction < 1 (data.n_val); with --init and --n-train default 20%% of N, 5 to 100")
     parser.add_argument("--n-test", type=float, help="test configurations, a count or a fraction < 1 (data.n_test); with --init and --n-train default the rest of the level, at most 1000")
     parser.add_argument("--max-epochs", type=int, help="maximum number of epochs (training.max_epochs)")

@@ -1,40 +1,20 @@
-"""Defaults of the one-command fine-tune (`metamlip-train --init CKPT --n-train N ...`).
+"""The split of the one-command fine-tune (`metamlip-train --init CKPT --n-train N ...`).
 
-Keys the user set (in the YAML file or by a flag) are kept; the others get the values below,
-chosen by the number of training configurations N:
-
-* split: validation = 20% of N, at least 5 and at most 100 configurations; test = every
-  configuration of the target level left after training and validation, at most 1000. Without
-  --n-train: the usual 10% validation and 10% test, training on the rest.
-* training: the fine-tuning settings measured in README ("Fine-tuning it vs training from
-  scratch"): batches of 16, learning rate 2e-3 with reduce-on-plateau (patience 5 epochs), epochs
-  of at least 160 configurations (10 optimiser steps), at most 60 epochs, stopping after 15
-  epochs without validation improvement.
+Counts the user set (in the YAML file or by a flag) are kept; the others are chosen by N:
+validation = 20% of N, at least 5 and at most 100 configurations; test = every configuration of
+the target level left after training and validation, at most 1000. Without --n-train: the usual
+10% validation and 10% test, training on the rest. (How to train, the `training` section, has
+the same defaults for fine-tuning as for any run: metamlip.train.config.)
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from metamlip.data import DataError
-from metamlip.train.config import DataConfig, TrainingConfig
+from metamlip.train.config import DataConfig
 
 VAL_FRACTION = 0.2  # of N
 MIN_VAL, MAX_VAL = 5, 100
 MAX_TEST = 1000
-MIN_EPOCH_SIZE = 160  # configurations per epoch: validation (and early stopping) every >= 10 steps at batch 16
-
-
-def training_protocol(n_train: int) -> dict[str, Any]:
-    """training.* defaults for fine-tuning on `n_train` configurations."""
-    return {
-        "batch_size": 16,
-        "learning_rate": 2e-3,
-        "max_epochs": 60,
-        "epoch_size": max(MIN_EPOCH_SIZE, n_train),
-        "patience": 15,
-        "lr_patience": 5,
-    }
 
 
 def _count(value: int | float, n_total: int) -> int:
@@ -72,11 +52,3 @@ def apply_split_defaults(data: DataConfig, n_total: int, level: str) -> int:
             )
     data.n_val, data.n_test = n_val, n_test
     return n_train
-
-
-def apply_training_defaults(training: TrainingConfig, n_train: int) -> dict[str, Any]:
-    """Set the training keys the user did not set to training_protocol(n_train); returns them."""
-    applied = {k: v for k, v in training_protocol(n_train).items() if k not in training.model_fields_set}
-    for key, value in applied.items():
-        setattr(training, key, value)
-    return applied

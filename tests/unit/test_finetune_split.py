@@ -1,5 +1,4 @@
-"""The one-command fine-tune's defaults (split and training protocol by N) and the
-`pretrained:default` alias."""
+"""The one-command fine-tune's split by N and the `pretrained:default` alias."""
 
 import pytest
 
@@ -7,7 +6,7 @@ from metamlip import pretrained
 from metamlip.data import DataError
 from metamlip.nn.checkpoint import CheckpointError, load_potential, read_checkpoint
 from metamlip.train.config import config_from_dict
-from metamlip.train.finetune_protocol import apply_split_defaults, apply_training_defaults, training_protocol
+from metamlip.train.finetune_split import apply_split_defaults
 
 
 def data_section(**values):
@@ -41,17 +40,6 @@ def test_too_few_configurations_say_how_many():
         apply_split_defaults(data_section(n_train=400, n_test=200), 600, "x")
     with pytest.raises(DataError, match="at most 0 can train"):
         apply_split_defaults(data_section(n_train=1), 5, "x")
-
-
-def test_training_defaults_fill_only_unset_keys():
-    config = config_from_dict({"training": {"learning_rate": 5e-4}})
-    config.training.max_epochs = 3  # a flag (--max-epochs 3)
-    applied = apply_training_defaults(config.training, 50)
-    assert "learning_rate" not in applied and "max_epochs" not in applied
-    assert config.training.learning_rate == 5e-4 and config.training.max_epochs == 3
-    expected = training_protocol(50)
-    assert config.training.batch_size == expected["batch_size"] and config.training.epoch_size == expected["epoch_size"]
-    assert training_protocol(1000)["epoch_size"] == 1000  # an epoch never skips training data
 
 
 def test_pretrained_default_is_an_alias():
