@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metamlip-train: error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
-        print(f"metamlip-train: interrupted; {stop.checkpoint} holds the state: continue with --resume", file=sys.stderr)
+        again = "--resume --compare-scratch" if args.compare_scratch else "--resume"
+        print(f"metamlip-train: interrupted; {stop.checkpoint} holds the state: continue with {again}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
         kept = config is not None and any((Path(config.out) / name).exists() for name in RUN_FILES)
