@@ -24,6 +24,7 @@ from metamlip.meta import strategies
 from metamlip.meta.tasks import source_levels, split_sources, split_target
 from metamlip.nn.checkpoint import load_potential
 from metamlip.nn.potential import Potential
+from metamlip.nn.repulsion import repulsion_from_config
 from metamlip.train import distributed, finetune_split
 from metamlip.train.config import Config, ConfigError
 from metamlip.train.device import torch_device
@@ -107,8 +108,12 @@ def _target_config(dataset: Dataset, config: Config):
 
 
 def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
-    """Fine-tune `potential` on the target level's training split."""
+    """Fine-tune `potential` on the target level's training split. A model without core
+    repulsion (one trained before it existed) gets one fitted on that split, unless
+    model.repulsion is "none"; it is zero on every training configuration."""
     target = split_target(dataset, _target_config(dataset, config))
+    if potential.repulsion is None:
+        potential.repulsion = repulsion_from_config(config.model, potential.species, target.train.configurations)
     config.model = type(config.model)(**strategies.architecture_of(potential))
     potential = strategies.add_target_level(potential.double(), target.level, target.train, config.finetune)
     return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)
