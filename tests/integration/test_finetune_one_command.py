@@ -125,7 +125,7 @@ def test_one_command_errors(tmp_path, capsys, subset):
         assert message.count("\n") == 0, message
         return message
 
-    assert "no pre-trained model named 'nope' (known: default (= hipnn-meta-hcno), hipnn-meta-hcno" in error(
+    assert "no pre-trained model named 'nope' (shipped: default (= hipnn-meta-hcno), hipnn-meta-hcno" in error(
         "--init", "pretrained:nope", "--level", LEVEL, "--n-train", "10")
     assert "--n-train 700: the data hold only 120 configurations at level mp2/cc-pvdz" in error(
         "--init", "pretrained:default", "--level", LEVEL, "--n-train", "700")

@@ -41,7 +41,7 @@ def canonical(name: str) -> str:
     """The shipped model a name means: an alias's target, or the name itself if it is shipped."""
     target = ALIASES.get(name, name)
     if not (_directory() / f"{target}.ckpt").exists():
-        raise PretrainedError(f"no pre-trained model named {name!r} (known: {known_names()})")
+        raise PretrainedError(f"no pre-trained model named {name!r} (shipped: {known_names()})")
     return target
 
 
