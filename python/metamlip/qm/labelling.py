@@ -40,6 +40,7 @@ from metamlip.qm.levels import Level, parse_level
 LABEL_KEYS = ("level", "program", "converged", "scf_cycles", "scf_strategy", "scf_conv_tol",
               "grid_level")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MIN_DISTANCE = 0.5  # Angstrom: closer atom pairs are recorded as failures, never computed
 
 Failure = dict[str, str]
 
@@ -66,15 +67,38 @@ def failures_path(out: Path) -> Path:
     return out.with_name(out.name + ".failures.jsonl")
 
 
+def geometry_problem(atoms: Atoms) -> str | None:
+    """Why ``atoms`` cannot be given to a QM program (non-finite position, two atoms closer
+    than MIN_DISTANCE Angstrom), or None."""
+    positions = np.asarray(atoms.positions, dtype=float)
+    bad = np.argwhere(~np.isfinite(positions))
+    if len(bad):
+        return f"atom {int(bad[0, 0])} has a NaN or infinite position"
+    if len(positions) > 1:
+        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        distances[np.diag_indices(len(positions))] = np.inf
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        if distances[i, j] < MIN_DISTANCE:
+            return (f"atoms {min(i, j)} and {max(i, j)} are {distances[i, j]:.3f} Angstrom apart "
+                    f"(closer than {MIN_DISTANCE} Angstrom)")
+    return None
+
+
 def label_frame(atoms: Atoms, level: Level) -> Atoms:
     """A labelled copy of ``atoms`` (energy eV, forces eV/Angstrom, provenance in info).
-    Raises calculators.LabelError when no trustworthy label can be computed."""
+    Raises calculators.LabelError when no trustworthy label can be computed: a geometry that
+    fails ``geometry_problem`` (checked before any QM call), an unconverged SCF, or an error
+    of the QM program on this frame."""
+    where = f"frame {atoms.info.get('config_id')} at level {level.name}"
+    problem = geometry_problem(atoms)
+    if problem is not None:
+        raise calculators.LabelError(f"invalid geometry: {problem}")
     try:
         label = calculators.compute(atoms, level)
     except calculators.LabelError:
         raise
-    except Exception as err:
-        raise RuntimeError(f"frame {atoms.info['config_id']} at level {level.name}: {err}") from err
+    except Exception as err:  # the QM program failed on this frame
+        raise calculators.LabelError(f"{where}: {type(err).__name__}: {err}") from err
     info = {k: v for k, v in atoms.info.items() if k not in LABEL_KEYS}
     info.update(level=level.name, program=calculators.program_version(level), converged=True)
     if label.scf_cycles is not None:
