@@ -47,9 +47,10 @@ def _label(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from metamlip.qm.summary import format_table, summarize
 
-    for path in args.files:
-        print(format_table(path, summarize(path)))
-    return 0
+    summaries = [(path, summarize(path)) for path in args.files]
+    for path, summary in summaries:
+        print(format_table(path, summary))
+    return 1 if any(summary.problems for _, summary in summaries) else 0
 
 
 def _library(args: argparse.Namespace) -> int:
@@ -145,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 
-    p = sub.add_parser("info", help="counts, energy and force ranges per level and molecule")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser("info", help="counts, energy and force ranges per level and molecule; "
+                       "exit status 1 if frames have NaN or missing labels")
+    p.add_argument("files", nargs="+", help="extxyz (.gz), HDF5 or npz files")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("library", help="list the molecule library (id, formula, source, SMILES)")

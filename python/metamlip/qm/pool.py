@@ -115,11 +115,12 @@ def sample_pool(system_id: str, library: Library,
         return [], [f"embedding: {err}"]
     frames = [_tag(c, system_id, "conformer", None, f"{system_id}-conf-s{settings.seed}-{k:04d}")
               for k, c in enumerate(conformers[:settings.conformers])]
-    md = SamplingSettings(method="md", temperatures=settings.md_temperatures,
-                          n_frames=settings.md_frames, stride=settings.stride,
-                          equilibration=settings.equilibration, timestep=settings.timestep,
-                          friction=settings.friction, seed=settings.seed)
-    for k, temperature in enumerate(settings.md_temperatures if settings.md_frames else ()):
+    md_temperatures = settings.md_temperatures if settings.md_frames else ()
+    for k, temperature in enumerate(md_temperatures):
+        md = SamplingSettings(method="md", temperatures=(temperature,),
+                              n_frames=settings.md_frames, stride=settings.stride,
+                              equilibration=settings.equilibration, timestep=settings.timestep,
+                              friction=settings.friction, seed=settings.seed)
         try:
             trajectory = sample_md(system_id, conformers[k % len(conformers)], temperature, md)
         except Exception as err:  # the xTB program failed: keep the other parts
