@@ -139,3 +139,28 @@ def test_shards_run_disjoint_work_seen_by_status(manifest_path):
     assert sum(r.units_done for r in campaign.status(manifest)) == 10
     logs = sorted(p.name for p in (manifest.root / "labels/gfn2-xtb").glob("log*.jsonl"))
     assert logs == ["log.1-of-2.jsonl", "log.2-of-2.jsonl"]
+
+
+def test_resume_after_sigkill(manifest_path, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "metamlip.cli.data", "campaign", "run", str(manifest_path),
+               "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    labels = manifest_path.parent / "labels"
+    deadline = time.monotonic() + 120
+    while not list(labels.glob("*/*.extxyz.gz")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done_before = len(list(labels.glob("*/*.extxyz.gz")))
+    assert 1 <= done_before < 10
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = load_manifest(manifest_path)
+    rows = campaign.status(manifest)
+    assert [r.units_done for r in rows] == [6, 4] and [r.frames for r in rows] == [14, 8]
+    for path in labels.glob("*/*.extxyz.gz"):
+        frames = campaign.read_chunk(path)
+        assert all(f.info["level"] == path.parent.name for f in frames)
