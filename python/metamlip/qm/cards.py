@@ -13,6 +13,15 @@ from metamlip.qm.library import Cluster, Library, load_library
 from metamlip.qm.manifest import Manifest
 
 
+def _settings_text(settings) -> str:
+    parts = []
+    for key, value in asdict(settings).items():
+        if key != "seed":
+            text = "/".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+            parts.append(f"{key} {text}")
+    return ", ".join(parts)
+
+
 def _pool_seconds(manifest: Manifest, systems: list[str]) -> float:
     total = 0.0
     for system in systems:
@@ -53,12 +62,13 @@ def card(manifest: Manifest, row: DatasetStatus, library: Library) -> str:
         f"{', '.join(elements)}.",
         f"- **Sampling** (seed {manifest.seed}): each system's pool of RDKit conformers, "
         f"GFN2-xTB Langevin MD and normal-mode displacements, shuffled; this dataset takes the "
-        f"first {spec.frames} frames. Molecules: {asdict(manifest.sampling)}. Clusters: "
-        f"{asdict(manifest.cluster_sampling)}.",
+        f"first {spec.frames} frames. Molecules: {_settings_text(manifest.sampling)} (temperatures K, "
+        f"timestep fs, friction 1/fs). Clusters: {_settings_text(manifest.cluster_sampling)}.",
         "- **Frames by sampling**: "
         + ", ".join(f"{k} {v}" for k, v in sorted(methods.items())) + ".",
-        f"- **Wall time**: labelling {row.seconds / 3600:.2f} h (sum over units, all shards); "
-        f"sampling the pools of these systems {_pool_seconds(manifest, list(spec.systems)) / 3600:.2f} h.",
+        f"- **Wall time**: {row.seconds / 3600:.2f} h for this dataset's units (sum over units "
+        f"and shards; a unit that first needs a pool samples it); sampling the pools of these "
+        f"systems took {_pool_seconds(manifest, list(spec.systems)) / 3600:.2f} h in all.",
         f"- **Files**: `labels/{stem}/*.extxyz.gz` (one per unit); "
         f"`metamlip-data campaign merge {manifest.path.name} -o DIR` joins them.",
         "",
