@@ -243,3 +243,19 @@ def test_label_workers_die_with_killed_parent(tmp_path):
     for pid, _ in left:  # clean up before failing
         os.kill(pid, signal.SIGKILL)
     assert not left, f"still running after the parent was killed: {left}"
+
+
+def test_library_and_campaign_commands(tmp_path, capsys):
+    assert main(["library", "--source", "nucleobase"]) == 0
+    out = capsys.readouterr().out
+    assert "adenine" in out and "C5H5N5" in out and out.rstrip().endswith("molecules, 0 clusters")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("datasets:\n  - {level: gfn2-xtb, systems: [H2O], frames: 2}\n"
+                        "sampling: {conformers: 1, md_frames: 1, md_temperatures: [300],"
+                        " stride: 1, equilibration: 2, nm_frames: 0}\n")
+    assert main(["campaign", "run", str(manifest), "--shard", "3/2"]) == 2
+    assert "--shard '3/2': expected K/N" in capsys.readouterr().err
+    assert main(["campaign", "run", str(manifest), "-q"]) == 0
+    assert main(["campaign", "merge", str(manifest), "-o", str(tmp_path / "merged")]) == 0
+    assert len(ase.io.read(tmp_path / "merged" / "gfn2-xtb.extxyz.gz", ":")) == 2
+    assert (tmp_path / "merged" / "gfn2-xtb.md").exists()

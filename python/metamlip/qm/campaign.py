@@ -204,7 +204,8 @@ def status(manifest: Manifest) -> list[DatasetStatus]:
         if directory.exists():
             failures = _read_jsonl(sorted(directory.glob("failures*.jsonl")))
             st.failed = len({f["config_id"] for f in failures})
-            st.seconds = sum(r["seconds"] for r in _read_jsonl(sorted(directory.glob("log*.jsonl"))))
+            logs = _read_jsonl(sorted(directory.glob("log*.jsonl")))
+            st.seconds = sum(r["seconds"] for r in logs)
         out.append(st)
     return out
 

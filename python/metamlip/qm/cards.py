@@ -62,8 +62,9 @@ def card(manifest: Manifest, row: DatasetStatus, library: Library) -> str:
         f"{', '.join(elements)}.",
         f"- **Sampling** (seed {manifest.seed}): each system's pool of RDKit conformers, "
         f"GFN2-xTB Langevin MD and normal-mode displacements, shuffled; this dataset takes the "
-        f"first {spec.frames} frames. Molecules: {_settings_text(manifest.sampling)} (temperatures K, "
-        f"timestep fs, friction 1/fs). Clusters: {_settings_text(manifest.cluster_sampling)}.",
+        f"first {spec.frames} frames. Molecules: {_settings_text(manifest.sampling)} "
+        f"(temperatures K, timestep fs, friction 1/fs). Clusters: "
+        f"{_settings_text(manifest.cluster_sampling)}.",
         "- **Frames by sampling**: "
         + ", ".join(f"{k} {v}" for k, v in sorted(methods.items())) + ".",
         f"- **Wall time**: {row.seconds / 3600:.2f} h for this dataset's units (sum over units "

@@ -49,7 +49,8 @@ def embed_molecule(molecule: Molecule, n_conformers: int = 1, seed: int = 0) -> 
     if AllChem.MMFFHasAllMoleculeParams(mol):
         results = AllChem.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=MMFF_MAX_ITERS)
         kept: list[tuple[float, int]] = []
-        for conf_id, (_, energy) in sorted(zip(conf_ids, results, strict=True), key=lambda x: x[1][1]):
+        by_energy = sorted(zip(conf_ids, results, strict=True), key=lambda x: x[1][1])
+        for conf_id, (_, energy) in by_energy:
             if all(abs(energy - e) > DISTINCT_ENERGY for e, _ in kept):
                 kept.append((energy, conf_id))
         conf_ids = [conf_id for _, conf_id in kept]
