@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -32,6 +33,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.[A-Za-z0-9_]{8}(?P<suffix>(\.[^.]+)*)")
+
+
+def is_stale_temporary(name: str) -> bool:
+    """Whether `name` is an `atomic_path` temporary (`.TARGET.XXXXXXXX` + TARGET's suffixes)."""
+    match = _TEMPORARY.fullmatch(name)
+    return bool(match) and "".join(Path(match["target"]).suffixes) == match["suffix"]
+
+
+def clean_stale_temporaries(directory: str | Path, depth: int = 3) -> list[Path]:
+    """Delete the temporaries that killed writers left in `directory` and up to `depth` levels
+    of non-hidden folders below (a run's pretrain/, a learning curve's runs/S/N/); returns them.
+
+    Call before work starts in the directory (no writer of this run is active yet).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for root, folders, names in os.walk(directory):
+        below = len(Path(root).relative_to(directory).parts)
+        folders[:] = [] if below >= depth else [f for f in folders if not f.startswith(".")]
+        for name in names:
+            if name.startswith(".") and is_stale_temporary(name):
+                path = Path(root) / name
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _umask() -> int:

@@ -15,7 +15,7 @@ from synthetic import morse_energy_forces, synthetic_dataset
 
 from metamlip.cli.train import main
 from metamlip.data import Configuration, Dataset, write_extxyz
-from metamlip.train.checkpoint import read_checkpoint
+from metamlip.nn.checkpoint import read_checkpoint
 
 CONFIG = {
     "strategy": "reptile",

@@ -42,3 +42,61 @@ def test_unknown_levels_are_clear_errors(model_and_data, capsys, extra, message)
     _, _, folder = model_and_data
     assert main(["errors", str(folder / "m.ckpt"), "--data", str(folder / "c.extxyz"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def _frames(data, **change):
+    """The frames of `data` with one field of the first frame changed."""
+    first = data[0]
+    values = {"numbers": first.numbers.copy(), "positions": first.positions.copy(), "level": first.level,
+              "energy": first.energy, "forces": first.forces}
+    values.update(change)
+    return Dataset([Configuration(**values, molecule=first.molecule), *data.configurations[1:]])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("duplicate", "frame 0: atoms 0 and 1 are at the same position"),
+        ("no_energy", "frame 0: missing energy"),
+        ("sulfur", "frame 0: atom 0 is element S, which the model does not support (supported: H, C, N, O)"),
+        ("nan", "frame 0: atom 1 has a NaN or infinite position"),
+        ("empty", "empty.extxyz: the file holds no configurations"),
+    ],
+)
+def test_bad_frames_are_one_line_errors(model_and_data, capsys, change, message):
+    _, data, folder = model_and_data
+    path = folder / ("empty.extxyz" if change == "empty" else "bad.extxyz")
+    if change == "empty":
+        path.write_text("")
+    else:
+        first = data[0]
+        positions, numbers = first.positions.copy(), first.numbers.copy()
+        if change == "duplicate":
+            positions[1] = positions[0]
+        if change == "nan":
+            positions[1, 2] = np.nan
+        if change == "sulfur":
+            numbers[0] = 16
+        write_extxyz(_frames(data, positions=positions, numbers=numbers, energy=None if change == "no_energy" else first.energy), path)
+    assert main(["errors", str(folder / "m.ckpt"), "--data", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and "nan" not in captured.out
+
+
+def test_forces_of_the_wrong_shape_are_refused(model_and_data, capsys):
+    _, data, folder = model_and_data
+    first = data[0]
+    path = folder / "bad.npz"
+    np.savez(path, numbers=first.numbers, positions=first.positions[None], energies=[first.energy],
+             forces=np.zeros((1, first.n_atoms - 1, 3)), level="a")
+    assert main(["errors", str(folder / "m.ckpt"), "--data", str(path)]) == 2
+    assert f"bad.npz: forces have shape (1, {first.n_atoms - 1}, 3), expected (1, {first.n_atoms}, 3)" in capsys.readouterr().err
+
+
+def test_data_without_forces_reports_no_nan(model_and_data, capsys):
+    _, data, folder = model_and_data
+    path = folder / "energies.extxyz"
+    write_extxyz(Dataset(Configuration(c.numbers, c.positions, c.level, c.energy) for c in data), path)
+    assert main(["errors", str(folder / "m.ckpt"), "--data", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "force RMSE n/a (no forces in the data)" in out and "nan" not in out

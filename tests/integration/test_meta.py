@@ -10,7 +10,7 @@ from synthetic import morse_energy_forces, synthetic_dataset
 from metamlip import pretrained
 from metamlip.cli.train import main
 from metamlip.data import Configuration, Dataset, write_extxyz
-from metamlip.train.checkpoint import load_potential, read_checkpoint
+from metamlip.nn.checkpoint import load_potential, read_checkpoint
 
 SMALL = {
     "model": {"n_features": 12, "n_sensitivities": 6, "n_interactions": 1, "n_atom_layers": 2,

@@ -72,7 +72,8 @@ def test_scan_command_writes_csv_plot_metrics_and_reuses_the_reference(tmp_path,
     metrics = json.loads((out / "scan_metrics.json").read_text())["metrics"]
     assert set(metrics) == {"tiny", "second"} and metrics["tiny"] == metrics["second"]
     assert all(np.isfinite(v) for per_scan in metrics["tiny"].values() for v in per_scan.values())
-    assert "| tiny |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| tiny |" in printed and "tiny: evaluated at gfn2-xtb\n" in printed and "warning" not in printed
 
     def no_qm(*args, **kwargs):
         raise AssertionError("the stored reference was recomputed")
@@ -96,3 +97,17 @@ def test_scan_errors_are_clear(tmp_path, capsys, change, message):
                "--points": "5", **change}
     assert main(["scan", *[x for pair in options.items() for x in pair]]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_scan_says_at_which_level_each_model_is_evaluated(tmp_path, capsys):
+    checkpoint = tmp_path / "gfn1.ckpt"
+    save_checkpoint(checkpoint, small_potential(levels=("gfn1-xtb",)), {})
+    args = ["scan", "--molecule", "HCOOH", "--reference", "gfn2-xtb", "--model", f"m={checkpoint}", "--points", "5",
+            "--out", str(tmp_path / "o")]
+    assert main(args) == 2  # never silently evaluated at a level other than the reference
+    assert "does not know the reference level 'gfn2-xtb' (known: gfn1-xtb); pass --model-level" in capsys.readouterr().err
+    assert main([*args, "--model-level", "GFN1-xTB"]) == 0
+    out = capsys.readouterr().out
+    assert "HCOOH: models vs gfn2-xtb (models evaluated at gfn1-xtb)" in out
+    assert "m: evaluated at gfn1-xtb (warning: not the reference level gfn2-xtb)" in out
+    assert json.loads((tmp_path / "o" / "scan_metrics.json").read_text())["model_levels"] == {"m": "gfn1-xtb"}

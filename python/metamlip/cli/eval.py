@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from metamlip import pretrained
 from metamlip.atomic import atomic_path
 from metamlip.data import DataError
 from metamlip.meta.scan import ScanError
+from metamlip.nn.checkpoint import CheckpointError
 from metamlip.qm.levels import LevelError
-from metamlip.train.checkpoint import CheckpointError
 from metamlip.train.config import ConfigError
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--molecule", required=True, help="ase.build.molecule name (e.g. CH3CH2OH) or a structure file")
     scan.add_argument("--reference", required=True, metavar="LEVEL", help="reference level, e.g. 'hf/6-31g*'")
     scan.add_argument("--model", nargs="+", required=True, metavar="NAME=CKPT", help="checkpoints (or pretrained:NAME) to compare")
-    scan.add_argument("--model-level", help="level the models predict (default: the reference level if known to the model, else its last level)")
+    scan.add_argument("--model-level", help="level the models are evaluated at (default: the reference level; a model that does not know it needs this)")
     scan.add_argument("--points", type=int, default=25, help="points per scan")
     scan.add_argument("--bond", nargs=2, type=int, metavar=("I", "J"), help="atoms of the bond (J's side moves)")
     scan.add_argument("--angle", nargs=3, type=int, metavar=("I", "J", "K"))
@@ -74,9 +75,15 @@ def run_scan(args: argparse.Namespace) -> str:
         if not sep:
             name, path = Path(entry).parent.name or entry, entry
         potential = load_init(path)
-        level = args.model_level or (reference_level if reference_level in potential.levels else potential.levels[-1])
+        known = ", ".join(potential.levels)
+        if args.model_level is None and reference_level not in potential.levels:
+            raise scans_module.ScanError(
+                f"{path}: the model does not know the reference level {reference_level!r} (known: {known}); "
+                "pass --model-level LEVEL to compare it at another level"
+            )
+        level = (args.model_level or reference_level).strip().lower()
         if level not in potential.levels:
-            raise scans_module.ScanError(f"{path}: the model does not know level {level!r} (known: {', '.join(potential.levels)})")
+            raise scans_module.ScanError(f"{path}: the model does not know level {level!r} (known: {known})")
         potentials[name] = (potential, level)
     reference = scans_module.read_reference_csv(out / "scan.csv", scans)
     if reference is None:
@@ -87,10 +94,18 @@ def run_scan(args: argparse.Namespace) -> str:
     }
     metrics = {name: {s.name: scans_module.scan_metrics(reference[s.name], values[s.name]) for s in scans} for name, values in models.items()}
     scans_module.write_scan_csv(out / "scan.csv", scans, reference, models)
-    title = f"{args.molecule}: models vs {reference_level}"
+    model_levels = {name: level for name, (_, level) in potentials.items()}
+    other = sorted(set(model_levels.values()) - {reference_level})
+    title = f"{args.molecule}: models vs {reference_level}" + (f" (models evaluated at {', '.join(other)})" if other else "")
     scans_module.scan_plot(out / "scan.png", scans, reference, models, title)
-    summary = {"molecule": args.molecule, "reference": reference_level, "metrics": metrics}
-    table = scans_module.scan_summary_markdown(metrics, scans)
+    summary = {"molecule": args.molecule, "reference": reference_level, "model_levels": model_levels, "metrics": metrics}
+    levels_text = "".join(
+        f"{name}: evaluated at {level}"
+        + ("" if level == reference_level else f" (warning: not the reference level {reference_level})")
+        + "\n"
+        for name, level in model_levels.items()
+    )
+    table = levels_text + "\n" + scans_module.scan_summary_markdown(metrics, scans)
     with atomic_path(out / "scan_metrics.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     with atomic_path(out / "scan_metrics.md") as tmp:
@@ -99,14 +114,17 @@ def run_scan(args: argparse.Namespace) -> str:
 
 
 def run_errors(args: argparse.Namespace) -> str:
+    from metamlip.data import validate_configuration
     from metamlip.data.batching import GraphSet
     from metamlip.meta.strategies import load_init
     from metamlip.train.metrics import error_metrics, predict
     from metamlip.train.run import read_data_files
 
     potential = load_init(args.checkpoint)
-    dataset = read_data_files(args.data)
     level = None if args.level is None else args.level.strip().lower()
+    dataset = read_data_files(args.data, level)
+    for configuration in dataset:  # bad frames are one-line errors, never NaN errors or tracebacks
+        validate_configuration(configuration, potential.species, require_energy=True)
     known = ", ".join(potential.levels)
     if level is None:
         unknown = sorted(set(dataset.levels()) - set(potential.levels))
@@ -117,9 +135,11 @@ def run_errors(args: argparse.Namespace) -> str:
     metrics = error_metrics(predict(potential, GraphSet(dataset.configurations, potential.cutoff), level=level))
     lines = []
     for level, m in metrics.items():
+        force = m["force_rmse_meV_per_A"]
+        force_text = "n/a (no forces in the data)" if math.isnan(force) else f"{force:.1f} meV/A"
         lines.append(
             f"{level}: energy RMSE {m['energy_rmse_meV_per_atom']:.2f} meV/atom, force RMSE "
-            f"{m['force_rmse_meV_per_A']:.1f} meV/A (n={m['n_configurations']})"
+            f"{force_text} (n={m['n_configurations']})"
         )
     return "\n".join(lines)
 
@@ -140,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError, pretrained.PretrainedError, ScanError, LevelError) as error:
         print(f"metamlip-eval: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # training inside learning-curve saved its checkpoint first
+        print("metamlip-eval: interrupted; run the same command again to continue (finished work is kept)", file=sys.stderr)
+        return 130
     return 0
 
 

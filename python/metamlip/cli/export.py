@@ -8,7 +8,7 @@ from typing import Any
 
 from metamlip.deploy.export import DTYPES, export_checkpoint
 from metamlip.deploy.files import ExportedModelError, read_metadata
-from metamlip.train.checkpoint import CheckpointError
+from metamlip.nn.checkpoint import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from metamlip import pretrained
 from metamlip.data import DataError
+from metamlip.nn.checkpoint import CheckpointError
 from metamlip.train import distributed
-from metamlip.train.checkpoint import CheckpointError
 from metamlip.train.config import STRATEGIES, ConfigError, load_config, validate_config
-from metamlip.train.run import run_training
+from metamlip.train.interrupt import TrainingInterrupted
+from metamlip.workflows import RUN_FILES, run_training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_pretrained:
         print(list_pretrained())
         return 0
+    config = None
     try:
         config = load_config(args.config)
         overrides = {
@@ -74,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError, pretrained.PretrainedError) as error:
         print(f"metamlip-train: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"metamlip-train: interrupted; {stop.checkpoint} holds the state: continue with --resume", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+        kept = config is not None and any((Path(config.out) / name).exists() for name in RUN_FILES)
+        hint = "continue from the last checkpoint with --resume" if kept else "no checkpoint was written yet"
+        print(f"metamlip-train: interrupted; {hint}", file=sys.stderr)
+        return 130
     finally:
         distributed.shutdown()
     if metrics:

@@ -133,7 +133,7 @@ def _read_group(path, name, group, file_level, file_unit, unit_override) -> list
     if "energies" in group:
         group_level = group.attrs.get("level", file_level)
         if group_level is None:
-            raise DataError(f"{where}: no level of theory (set the `level` attribute or pass --level)")
+            raise DataError(f"{where}: no level of theory (set the `level` attribute, or give the file as FILE::LEVEL or pass --level)")
         labels.append((_attr_str(group_level), "energies", "forces" if "forces" in group else None))
     for key in group:
         if key.endswith(".energy"):
@@ -172,7 +172,13 @@ def read_npz(path: str | Path, level: str | None = None, energy_unit: str | None
     `energies`|`E` [F] and optional `forces`|`F` [F, n, 3] (sGDML/MD17 keys accepted);
     level from the `level` entry or `level`. Units eV (or `energy_unit`)."""
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: not a readable npz file ({error or 'empty file'})") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: not an npz archive (a single .npy array?)")
+    with archive as data:
         keys = set(data.files)
 
         def pick(*names: str):
@@ -190,14 +196,24 @@ def read_npz(path: str | Path, level: str | None = None, energy_unit: str | None
     if numbers is None or positions is None or energies is None:
         raise DataError(f"{path}: npz needs `numbers`, `positions` and `energies` (or Z, R, E); found {sorted(keys)}")
     if file_level is None:
-        raise DataError(f"{path}: no level of theory (store a `level` entry or pass --level)")
+        raise DataError(f"{path}: no level of theory (store a `level` entry, or give the file as {path}::LEVEL or pass --level)")
     if unit.lower() not in ENERGY_UNITS:
         raise DataError(f"{path}: unknown energy unit {unit!r}")
     scale = ENERGY_UNITS[unit.lower()]
-    positions = np.asarray(positions, dtype=np.float64).reshape(len(np.ravel(energies)), -1, 3)
+    numbers = np.ravel(numbers)
     energies = np.ravel(energies).astype(np.float64) * scale
+    expected = (len(energies), len(numbers), 3)
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.shape == expected[1:] and len(energies) == 1:
+        positions = positions[None]
+    if positions.shape != expected:
+        raise DataError(f"{path}: positions have shape {positions.shape}, expected {expected} ({len(energies)} energies, {len(numbers)} atoms)")
     if forces is not None:
-        forces = np.asarray(forces, dtype=np.float64).reshape(positions.shape) * scale
+        forces = np.asarray(forces, dtype=np.float64) * scale
+        if forces.shape == expected[1:] and len(energies) == 1:
+            forces = forces[None]
+        if forces.shape != expected:
+            raise DataError(f"{path}: forces have shape {forces.shape}, expected {expected} like the positions")
     return Dataset(
         Configuration(
             numbers=np.asarray(numbers, dtype=np.int64),

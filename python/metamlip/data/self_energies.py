@@ -34,3 +34,17 @@ def fit_self_energies(dataset: Dataset, species: list[int]) -> dict[str, np.ndar
         solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
         result[level] = solution
     return result
+
+
+def energy_scale(dataset: Dataset, species: list[int], self_energies: dict[str, np.ndarray]) -> float:
+    """A model's output scale: the RMS force component (eV/A) if forces are known, else the
+    std of the energy per atom left after the self energies ({level: [n_species] eV})."""
+    forces = [c.forces for c in dataset if c.forces is not None]
+    if forces:
+        return float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) or 1.0
+    residuals = []
+    for level, values in self_energies.items():
+        part = dataset.select_level(level)
+        counts = composition_matrix(part, species)
+        residuals.append((np.array([c.energy for c in part]) - counts @ values) / counts.sum(1))
+    return float(np.concatenate(residuals).std()) or 1.0

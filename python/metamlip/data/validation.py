@@ -30,7 +30,7 @@ def validate_configuration(
         atom = int(np.argwhere(~np.isfinite(config.positions))[0, 0])
         raise DataError(f"{where}: atom {atom} has a NaN or infinite position")
     if not config.level:
-        raise DataError(f"{where}: no level of theory (set info['level'] or pass --level)")
+        raise DataError(f"{where}: no level of theory (set info['level'], or give the file as FILE::LEVEL or pass --level)")
     if require_energy and config.energy is None:
         raise DataError(f"{where}: missing energy")
     if config.energy is not None and not np.isfinite(config.energy):

@@ -156,6 +156,6 @@ def export_checkpoint(
     implementation: str = "auto",
 ) -> dict[str, Any]:
     """Export the model of a training checkpoint to `output`; returns the metadata written."""
-    from metamlip.train.checkpoint import load_potential
+    from metamlip.nn.checkpoint import load_potential
 
     return export_model(load_potential(checkpoint), output, level, dtype, implementation)

@@ -29,7 +29,7 @@ def load_model(
     if archive is not None:
         archive.close()
     if kind == "checkpoint":
-        from metamlip.train.checkpoint import load_potential
+        from metamlip.nn.checkpoint import load_potential
 
         return _exported_in_memory(load_potential(path), level, dtype)
     model, metadata = load_exported(path)

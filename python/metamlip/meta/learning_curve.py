@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from metamlip.atomic import atomic_path
+from metamlip.atomic import atomic_path, clean_stale_temporaries
 from metamlip.data import validate_configuration
 from metamlip.data.batching import GraphSet
 from metamlip.meta import strategies
 from metamlip.meta.tasks import balanced_order, source_levels, split_sources, split_target
-from metamlip.train.checkpoint import load_potential
+from metamlip.nn.checkpoint import load_potential
 from metamlip.train.config import STRATEGIES, Config, ConfigError, config_from_dict, load_yaml
+from metamlip.train.device import torch_device
 from metamlip.train.metrics import error_metrics, predict
 from metamlip.train.plots import learning_curve_plot
 from metamlip.train.run import read_data_files, select_level
@@ -139,7 +140,7 @@ class LearningCurve:
             potential = strategies.add_target_level(potential, self.target.level, train_data, config.finetune)
             config.model = type(config.model)(**strategies.architecture_of(potential))
         settings = config.training
-        potential = potential.to(getattr(torch, settings.dtype))
+        potential = potential.to(getattr(torch, settings.dtype)).to(settings.device)
         potential.hipnn.set_implementation(settings.implementation)
         trainer = Trainer(potential, train, self.val, settings, directory, config.to_dict())
         potential = trainer.fit(resume=True)
@@ -165,6 +166,9 @@ class LearningCurve:
         return jobs
 
     def run(self) -> list[dict[str, Any]]:
+        torch_device(self.config.training.device, "training.device")
+        torch_device(self.config.pretrain.device, "pretrain.device")
+        clean_stale_temporaries(self.out)
         self.prepare()
         rows = []
         jobs = self.jobs()

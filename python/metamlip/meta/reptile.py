@@ -28,10 +28,13 @@ import torch
 from tqdm.auto import tqdm
 
 from metamlip.data.batching import GraphSet
+from metamlip.nn.checkpoint import read_checkpoint
 from metamlip.nn.potential import Potential
-from metamlip.train.checkpoint import read_checkpoint, save_checkpoint
+from metamlip.train.checkpoint import save_checkpoint
 from metamlip.train.config import ReptileConfig, TrainingConfig
 from metamlip.train.distributed import SINGLE, Comm
+from metamlip.train.interrupt import Interrupt, TrainingInterrupted
+from metamlip.train.resume import check_resumable, data_fingerprint
 from metamlip.train.steps import StepContext, gradient_step, make_optimizer, trainable_parameters, validation_loss
 from metamlip.train.trainer import write_csv
 
@@ -100,6 +103,8 @@ class ReptileTrainer:
         self.config = config
         self.comm = comm
         self.context = StepContext(potential, settings, comm)
+        potential.to(self.context.device)
+        self.fingerprint = data_fingerprint(*(t.configs for t in tasks.values()), *(v.configs for v in val.values()))
         self.parameters = trainable_parameters(potential)
         self.optimizer = make_optimizer(reptile.inner_optimizer, self.parameters, reptile.inner_lr)
         self.state = ReptileState()
@@ -209,10 +214,11 @@ class ReptileTrainer:
     def _save_last(self) -> None:
         if self.comm.is_main:
             training_state = {"reptile": asdict(self.state), "optimizer": self.optimizer.state_dict()}
-            save_checkpoint(self.last_path, self.potential, self.config, training_state)
+            save_checkpoint(self.last_path, self.potential, self.config, training_state, extra={"data": self.fingerprint})
 
     def restore(self) -> None:
         payload = read_checkpoint(self.last_path)
+        check_resumable(self.last_path, payload, self.config, self.fingerprint)
         state = payload["training_state"]
         if "reptile" not in state:
             raise ValueError(f"{self.last_path}: not a Reptile checkpoint")
@@ -228,19 +234,25 @@ class ReptileTrainer:
             self.restore()
         show = self.settings.progress and self.comm.is_main
         bar = tqdm(total=r.outer_steps, initial=self.state.outer_step, desc="reptile", disable=not show)
-        while self.state.outer_step < r.outer_steps:
-            start = time.perf_counter()
-            loss = self.outer_step()
-            self.state.seconds += time.perf_counter() - start
-            bar.update(1)
-            done = self.state.outer_step
-            if done % r.eval_every == 0 or done == r.outer_steps:
-                self._log_row()
-                bar.set_postfix(inner=f"{loss:.3g}", val=f"{self.state.log[-1]['val_loss']:.3g}")
-            if done % self.settings.checkpoint_every == 0:
-                self._save_last()
+        with Interrupt(enabled=not self.comm.active) as interrupt:
+            while self.state.outer_step < r.outer_steps:
+                start = time.perf_counter()
+                loss = self.outer_step()
+                self.state.seconds += time.perf_counter() - start
+                bar.update(1)
+                done = self.state.outer_step
+                if done % r.eval_every == 0 or done == r.outer_steps:
+                    self._log_row()
+                    bar.set_postfix(inner=f"{loss:.3g}", val=f"{self.state.log[-1]['val_loss']:.3g}")
+                if done % self.settings.checkpoint_every == 0 or interrupt.requested:
+                    self._save_last()
+                if interrupt.requested:
+                    bar.close()
+                    raise TrainingInterrupted(self.last_path)
         bar.close()
         self._save_last()
         if self.comm.is_main:
-            save_checkpoint(self.out_dir / "model.ckpt", self.potential, self.config, extra={"outer_step": self.state.outer_step})
+            save_checkpoint(
+                self.out_dir / "model.ckpt", self.potential, self.config, extra={"outer_step": self.state.outer_step, "data": self.fingerprint}
+            )
         return self.potential

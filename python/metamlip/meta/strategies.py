@@ -22,30 +22,17 @@ import torch
 
 from metamlip.data import Dataset, DataError, fit_self_energies, validate_configuration
 from metamlip.data.batching import GraphSet
-from metamlip.data.self_energies import composition_matrix
+from metamlip.data.self_energies import composition_matrix, energy_scale
 from metamlip.meta.reptile import ReptileTrainer
 from metamlip.meta.tasks import SourceTask
 from metamlip.nn.build import ARCHITECTURE_KEYS, build_potential
+from metamlip.nn.checkpoint import load_potential
 from metamlip.nn.potential import Potential
 from metamlip.pretrained import resolve
-from metamlip.train.checkpoint import load_potential
 from metamlip.train.config import Config, ConfigError, FinetuneConfig
 from metamlip.train.distributed import SINGLE, Comm
 from metamlip.train.metrics import error_metrics, predict
 from metamlip.train.trainer import Trainer
-
-
-def energy_scale(dataset: Dataset, species: list[int], self_energies: dict[str, np.ndarray]) -> float:
-    """RMS force component (eV/A) if forces are known, else the std of residual energy per atom."""
-    forces = [c.forces for c in dataset if c.forces is not None]
-    if forces:
-        return float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) or 1.0
-    residuals = []
-    for level, values in self_energies.items():
-        part = dataset.select_level(level)
-        counts = composition_matrix(part, species)
-        residuals.append((np.array([c.energy for c in part]) - counts @ values) / counts.sum(1))
-    return float(np.concatenate(residuals).std()) or 1.0
 
 
 def fresh_potential(config: Config, train: Dataset, levels: list[str], species: list[int], n_heads: int = 1) -> Potential:
@@ -54,7 +41,7 @@ def fresh_potential(config: Config, train: Dataset, levels: list[str], species: 
     self_energies = torch.from_numpy(np.stack([fitted[level] for level in levels]))
     torch.manual_seed(config.training.seed if config.strategy == "scratch" else config.pretrain.seed)
     potential = build_potential(
-        vars(config.model),
+        config.model.model_dump(),
         species,
         levels,
         self_energies,

@@ -1,13 +1,17 @@
-"""Training configuration: a YAML file (schema in README.md) plus command-line overrides."""
+"""Training configuration: a YAML file (schema in README.md) plus command-line overrides.
+
+One pydantic model per section; a new key is one annotated field (type, range, default) in its
+section. Every error names the key the way the YAML spells it (`model.n_features: ...`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STRATEGIES = ("scratch", "transfer", "joint", "multihead", "reptile")
 
@@ -16,96 +20,141 @@ class ConfigError(ValueError):
     """A configuration key is unknown or has an invalid value (the message names the key)."""
 
 
-@dataclass
-class DataConfig:
-    files: list[str] = field(default_factory=list)  # paths or globs; "path::level" gives a default level
+def _no_bool(value: Any) -> Any:
+    """YAML `true` is not a number (pydantic's lax mode would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+Int = Annotated[int, Field(strict=True)]  # YAML ints only: "16", 16.5 and true are refused
+Count = Annotated[int, Field(strict=True, ge=1)]
+Float = Annotated[float, BeforeValidator(_no_bool)]  # ints and strings like "1e-3" (PyYAML reads them as text) accepted
+Positive = Annotated[float, BeforeValidator(_no_bool), Field(gt=0)]
+NonNegative = Annotated[float, BeforeValidator(_no_bool), Field(ge=0)]
+Fraction = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, lt=1)]
+
+
+def _count_or_fraction(value: Any) -> Any:
+    """n_val / n_test: a fraction of the data in [0, 1), or a whole count >= 1."""
+    value = _no_bool(value)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError("expected a count or a fraction in [0, 1)") from None
+    if not isinstance(value, (int, float)):
+        raise ValueError("expected a count or a fraction in [0, 1)")
+    if value < 0:
+        raise ValueError("must be a count >= 0 or a fraction in [0, 1)")
+    if value >= 1 and value != int(value):
+        raise ValueError("a value >= 1 is a count and must be a whole number")
+    return int(value) if value >= 1 else value
+
+
+CountOrFraction = Annotated[int | float, BeforeValidator(_count_or_fraction)]
+
+
+def _list_not_string(value: Any) -> Any:
+    if isinstance(value, str):
+        raise ValueError(f"expected a list, e.g. [{value}], not a string")
+    return value
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are refused; defaults are checked too."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(Section):
+    files: Annotated[list[str], BeforeValidator(_list_not_string)] = Field(default_factory=list)  # paths or globs; "path::level" gives a default level
     level: str | None = None  # target level; None = the only level present (or pre-train only)
-    n_train: int | None = None  # None = all remaining after validation and test
-    n_val: float = 0.1  # count, or fraction when < 1
-    n_test: float = 0.1  # count, or fraction when < 1
-    split_seed: int = 0
-    source_levels: list[str] | None = None  # pre-training levels; None = every level but `level`
+    n_train: Count | None = None  # None = all remaining after validation and test
+    n_val: CountOrFraction = 0.1  # count, or fraction when < 1
+    n_test: CountOrFraction = 0.1  # count, or fraction when < 1
+    split_seed: Int = 0
+    source_levels: Annotated[list[str], BeforeValidator(_list_not_string)] | None = None  # pre-training levels; None = every level but `level`
     transfer_source: str | None = None  # the source of `transfer`; None = the first source level
-    source_n_val: float = 0.1  # validation part of each source level during pre-training
+    source_n_val: CountOrFraction = 0.1  # validation part of each source level during pre-training
     exclude_target_geometries: bool = True  # keep target validation/test geometries out of pre-training
 
 
-@dataclass
-class ModelConfig:
-    n_features: int = 64
-    n_sensitivities: int = 20
-    n_interactions: int = 2
-    n_atom_layers: int = 3
-    cutoff: float = 5.0  # Angstrom
-    soft_min: float = 0.75  # Angstrom
-    soft_max: float = 4.0  # Angstrom
-    species: list[int] | None = None  # atomic numbers; None = the elements in the data
+class ModelConfig(Section):
+    n_features: Count = 64
+    n_sensitivities: Count = 20
+    n_interactions: Count = 2
+    n_atom_layers: Count = 3
+    cutoff: Positive = 5.0  # Angstrom
+    soft_min: Positive = 0.75  # Angstrom
+    soft_max: Positive = 4.0  # Angstrom
+    species: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=118)]], BeforeValidator(_list_not_string)] | None = None  # atomic numbers; None = the elements in the data
+
+    @model_validator(mode="after")
+    def _radii_ordered(self) -> ModelConfig:
+        if not self.soft_min < self.soft_max <= self.cutoff:
+            raise ValueError(f"need 0 < soft_min < soft_max <= cutoff, got {self.soft_min}, {self.soft_max}, {self.cutoff}")
+        return self
 
 
-@dataclass
-class TrainingConfig:
-    seed: int = 0
-    dtype: str = "float32"
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    max_epochs: int = 300
-    epoch_size: int | None = None  # configurations per epoch; None = the training set (more = several passes)
-    patience: int = 30  # epochs without validation improvement before stopping
-    lr_patience: int = 8
-    lr_factor: float = 0.5
-    min_lr: float = 1e-5
-    energy_weight: float = 1.0  # on (eV/atom)^2
-    force_weight: float = 1.0  # on (eV/A)^2
-    grad_clip: float = 10.0
-    checkpoint_every: int = 200  # optimiser steps
-    implementation: str = "cpp"  # pair sums: C++ ops, or "torch" (reference)
-    device: str = "cpu"  # "cpu" or "cuda[:N]"
+class TrainingConfig(Section):
+    seed: Int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    batch_size: Count = 16
+    learning_rate: Positive = 1e-3
+    max_epochs: Count = 300
+    epoch_size: Count | None = None  # configurations per epoch; None = the training set (more = several passes)
+    patience: Annotated[int, Field(strict=True, ge=0)] = 30  # epochs without validation improvement before stopping
+    lr_patience: Annotated[int, Field(strict=True, ge=0)] = 8
+    lr_factor: Fraction = 0.5
+    min_lr: NonNegative = 1e-5
+    energy_weight: NonNegative = 1.0  # on (eV/atom)^2
+    force_weight: NonNegative = 1.0  # on (eV/A)^2
+    grad_clip: Positive = 10.0
+    checkpoint_every: Count = 200  # optimiser steps
+    implementation: Literal["cpp", "torch"] = "cpp"  # pair sums: C++ ops, or "torch" (reference)
+    device: str = "cpu"  # "cpu" or "cuda[:N]"; pretrain.device defaults to training.device
     progress: bool = True
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+            raise ValueError(f"must be 'cpu' or 'cuda[:N]', got {value!r}")
+        return value
 
-@dataclass
-class ReptileConfig:
+    @model_validator(mode="after")
+    def _some_weight(self) -> TrainingConfig:
+        if self.energy_weight == 0 and self.force_weight == 0:
+            raise ValueError("energy_weight and force_weight are both 0: nothing to train")
+        return self
+
+
+class ReptileConfig(Section):
     """Reptile across levels of theory (Nichol et al. 2018); defaults chosen on our data (README)."""
 
-    outer_steps: int = 2000
-    inner_steps: int = 8  # k: optimiser steps on one task per outer step
-    inner_optimizer: str = "adam"  # "adam" or "sgd"
-    inner_lr: float = 1e-3
-    inner_state: str = "carry"  # "carry": optimiser state kept across outer steps; "reset": fresh each time
-    outer_lr: float = 1.0  # epsilon at the first outer step
-    outer_lr_end: float = 0.0  # epsilon at the last outer step
-    outer_schedule: str = "linear"  # "linear", "cosine" or "constant"
-    meta_batch_size: int = 1  # tasks per outer step (their updates are averaged)
-    task_sampling: str = "random"  # "random" (without replacement within a meta-batch) or "cycle"
-    eval_every: int = 100  # outer steps between validations (and log rows)
+    outer_steps: Count = 2000
+    inner_steps: Count = 8  # k: optimiser steps on one task per outer step
+    inner_optimizer: Literal["adam", "sgd"] = "adam"
+    inner_lr: Positive = 1e-3
+    inner_state: Literal["carry", "reset"] = "carry"  # "carry": optimiser state kept across outer steps; "reset": fresh each time
+    outer_lr: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, le=1)] = 1.0  # epsilon at the first outer step
+    outer_lr_end: Annotated[float, BeforeValidator(_no_bool), Field(ge=0, le=1)] = 0.0  # epsilon at the last outer step
+    outer_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    meta_batch_size: Count = 1  # tasks per outer step (their updates are averaged)
+    task_sampling: Literal["random", "cycle"] = "random"  # "random" (without replacement within a meta-batch) or "cycle"
+    eval_every: Count = 100  # outer steps between validations (and log rows)
 
 
-@dataclass
-class FinetuneConfig:
+class FinetuneConfig(Section):
     """How a pre-trained model is adapted to the target level."""
 
-    self_energies: str = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
+    self_energies: Literal["residual", "data"] = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
     new_head: bool | None = None  # a new energy head for the target level; None = only for multi-head models
     freeze_body: bool = False  # train only the energy heads
 
 
-@dataclass
-class Config:
-    strategy: str = "scratch"
-    init: str | None = None  # checkpoint (or pretrained:NAME) to fine-tune from
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    pretrain: TrainingConfig = field(default_factory=TrainingConfig)
-    reptile: ReptileConfig = field(default_factory=ReptileConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    out: str = "runs/model"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-SECTIONS = {
+SECTIONS: dict[str, type[Section]] = {
     "data": DataConfig,
     "model": ModelConfig,
     "training": TrainingConfig,
@@ -115,34 +164,81 @@ SECTIONS = {
 }
 
 
-def _fill(cls, values: dict[str, Any], where: str):
-    if values is None:
-        return cls()
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-    return cls(**values)
+class Config(Section):
+    strategy: Literal[STRATEGIES] = "scratch"  # type: ignore[valid-type]
+    init: str | None = None  # checkpoint (or pretrained:NAME) to fine-tune from
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    pretrain: TrainingConfig = Field(default_factory=TrainingConfig)
+    reptile: ReptileConfig = Field(default_factory=ReptileConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    out: str = "runs/model"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, values: Any) -> Any:
+        """`model:` with nothing under it (YAML null) means the defaults."""
+        if isinstance(values, dict):
+            values = {k: ({} if k in SECTIONS and v is None else v) for k, v in values.items()}
+        return values
+
+    @model_validator(mode="after")
+    def _pretrain_device(self) -> Config:
+        """Where to run is a property of the machine: pre-training follows training.device unless set."""
+        if "device" not in self.pretrain.model_fields_set:
+            self.pretrain.device = self.training.device
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
-def config_from_dict(values: dict[str, Any]) -> Config:
-    values = dict(values or {})
-    known = set(SECTIONS) | {"strategy", "init", "out"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"config: unknown top-level key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    sections = {name: _fill(cls, values.get(name), name) for name, cls in SECTIONS.items()}
-    init = values.get("init")
-    config = Config(
-        strategy=str(values.get("strategy", "scratch")),
-        init=None if init is None else str(init),
-        out=str(values.get("out", "runs/model")),
-        **sections,
-    )
-    validate_config(config)
-    return config
+def _section_class(location: tuple) -> type[BaseModel] | None:
+    cls: type[BaseModel] = Config
+    for part in location:
+        if not isinstance(part, str) or part not in cls.model_fields:
+            return None
+        annotation = cls.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        cls = annotation
+    return cls
+
+
+def _messages(error: ValidationError) -> list[str]:
+    """One readable message per problem, named by its key: `model.n_features: ...`."""
+    unknown: dict[tuple, list[str]] = {}
+    messages = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            unknown.setdefault(location[:-1], []).append(str(location[-1]))
+            continue
+        # Strip pydantic's union and validator labels (e.g. `n_train.int`, `function-after[...]`)
+        names = [str(p) for p in location if not (isinstance(p, str) and (p in ("int", "float", "str", "list[str]", "none") or "[" in p))]
+        key = ".".join(names) or "config"
+        text = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if item["type"] in ("model_type", "dict_type") and _section_class(location) is not None:
+            text = "expected a mapping of keys"
+        elif item["type"] not in ("value_error", "assertion_error"):
+            text = text[0].lower() + text[1:] + f", got {item['input']!r}"
+        messages.append(f"{key}: {text}")
+    for parent, keys in unknown.items():
+        cls = _section_class(parent)
+        known = ", ".join(cls.model_fields) if cls is not None else ""
+        where = ".".join(map(str, parent)) or "config"
+        kind = "top-level key(s)" if not parent else "key(s)"
+        messages.insert(0, f"{where}: unknown {kind} {', '.join(sorted(keys))} (known: {known})")
+    return messages
+
+
+def config_from_dict(values: dict[str, Any] | None) -> Config:
+    """Validate a mapping (a parsed YAML file) into a Config; raises ConfigError naming the key."""
+    try:
+        return Config.model_validate(dict(values or {}))
+    except ValidationError as error:
+        raise ConfigError("; ".join(_messages(error))) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -170,51 +266,6 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{path}: {error}") from error
 
 
-def _validate_training(t: TrainingConfig, where: str) -> None:
-    if t.dtype not in ("float32", "float64"):
-        raise ConfigError(f"{where}.dtype must be float32 or float64, got {t.dtype!r}")
-    if t.implementation not in ("torch", "cpp"):
-        raise ConfigError(f"{where}.implementation must be 'torch' or 'cpp', got {t.implementation!r}")
-    for name in ("batch_size", "max_epochs", "checkpoint_every"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(t, name)}")
-    if t.device != "cpu" and not t.device.startswith("cuda"):
-        raise ConfigError(f"{where}.device must be 'cpu' or 'cuda[:N]', got {t.device!r}")
-    if t.epoch_size is not None and t.epoch_size < 1:
-        raise ConfigError(f"{where}.epoch_size must be >= 1 or null, got {t.epoch_size}")
-    if t.learning_rate <= 0:
-        raise ConfigError(f"{where}.learning_rate must be positive, got {t.learning_rate}")
-
-
-def _validate_reptile(r: ReptileConfig) -> None:
-    choices = {
-        "inner_optimizer": ("adam", "sgd"),
-        "inner_state": ("carry", "reset"),
-        "outer_schedule": ("linear", "cosine", "constant"),
-        "task_sampling": ("random", "cycle"),
-    }
-    for name, allowed in choices.items():
-        if getattr(r, name) not in allowed:
-            raise ConfigError(f"reptile.{name} must be one of {', '.join(allowed)}, got {getattr(r, name)!r}")
-    for name in ("outer_steps", "inner_steps", "meta_batch_size", "eval_every"):
-        if getattr(r, name) < 1:
-            raise ConfigError(f"reptile.{name} must be >= 1, got {getattr(r, name)}")
-    if r.inner_lr <= 0 or not 0 < r.outer_lr <= 1 or not 0 <= r.outer_lr_end <= 1:
-        raise ConfigError("reptile: need inner_lr > 0, 0 < outer_lr <= 1 and 0 <= outer_lr_end <= 1")
-
-
-def validate_config(config: Config) -> None:
-    m = config.model
-    if config.strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
-    _validate_training(config.training, "training")
-    _validate_training(config.pretrain, "pretrain")
-    _validate_reptile(config.reptile)
-    if config.finetune.self_energies not in ("residual", "data"):
-        raise ConfigError(f"finetune.self_energies must be 'residual' or 'data', got {config.finetune.self_energies!r}")
-    if not 0 < m.soft_min < m.soft_max <= m.cutoff:
-        raise ConfigError(
-            f"model: need 0 < soft_min < soft_max <= cutoff, got {m.soft_min}, {m.soft_max}, {m.cutoff}"
-        )
-    if m.n_interactions < 1 or m.n_atom_layers < 1 or m.n_features < 1 or m.n_sensitivities < 1:
-        raise ConfigError("model: n_interactions, n_atom_layers, n_features and n_sensitivities must be >= 1")
+def validate_config(config: Config) -> Config:
+    """Check a Config again after keys were set in code (command-line overrides); returns it re-validated."""
+    return config_from_dict(config.model_dump())

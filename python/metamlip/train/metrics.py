@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from metamlip.nn.potential import Potential
 
 @dataclass
 class Predictions:
-    """Per configuration: level, n_atoms, reference/predicted energy (eV); forces concatenated."""
+    """Per configuration: level, molecule, n_atoms, reference/predicted energy (eV); forces concatenated."""
 
     levels: list[str]
     n_atoms: np.ndarray
@@ -21,6 +21,7 @@ class Predictions:
     force_ref: np.ndarray  # [sum n_atoms with forces, 3]
     force_pred: np.ndarray
     force_levels: np.ndarray  # level of each force row's configuration
+    molecules: list[str] = field(default_factory=list)  # molecule name (or element counts) per configuration
 
 
 def predict(
@@ -61,7 +62,14 @@ def predict(
         force_ref=np.concatenate(rows["f_ref"]),
         force_pred=np.concatenate(rows["f_pred"]),
         force_levels=np.concatenate(rows["f_level"]),
+        molecules=[c.molecule or _composition(c.numbers) for c in data.configs],
     )
+
+
+def _composition(numbers: np.ndarray) -> str:
+    """A name for a configuration without one: its element counts, e.g. "1:6,6:2,8:1"."""
+    z, counts = np.unique(numbers, return_counts=True)
+    return ",".join(f"{int(a)}:{int(n)}" for a, n in zip(z, counts))
 
 
 def _errors(diff: np.ndarray) -> tuple[float, float]:

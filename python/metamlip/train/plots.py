@@ -24,8 +24,8 @@ def save_png(fig: plt.Figure, path: str | Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def _parity(ax, ref: np.ndarray, pred: np.ndarray, label: str, unit: str) -> None:
-    ax.scatter(ref, pred, s=4, alpha=0.5)
+def _diagonal(ax, ref: np.ndarray, pred: np.ndarray, label: str, unit: str) -> None:
+    """The y = x line, the RMSE in the panel title, axis labels."""
     if ref.size:
         low, high = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
         ax.plot([low, high], [low, high], "k--", lw=0.8)
@@ -35,15 +35,39 @@ def _parity(ax, ref: np.ndarray, pred: np.ndarray, label: str, unit: str) -> Non
     ax.set_ylabel(f"predicted {label.lower()} ({unit})")
 
 
-def parity_plot(pred: Predictions, path: str | Path, title: str = "") -> None:
-    """Energy per atom (shifted by its mean) and force-component parity, side by side."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+def relative_energies(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per atom (eV/atom), reference and predicted, each minus the mean reference energy
+    per atom of its (level, molecule) group: what varies within a molecule, not between molecules
+    (absolute energies put every molecule at one point). Errors are unchanged by the shift."""
     e_ref = pred.energy_ref / pred.n_atoms
     e_pred = pred.energy_pred / pred.n_atoms
-    shift = e_ref.mean() if e_ref.size else 0.0
-    _parity(axes[0], e_ref - shift, e_pred - shift, "Energy/atom", "eV/atom")
-    _parity(axes[1], pred.force_ref.ravel(), pred.force_pred.ravel(), "Force", "eV/Å")
-    save_png(fig, path, title)
+    molecules = pred.molecules or [""] * len(pred.levels)
+    groups = np.array([f"{level}\0{molecule}" for level, molecule in zip(pred.levels, molecules)])
+    shift = np.zeros_like(e_ref)
+    for group in np.unique(groups):
+        members = groups == group
+        shift[members] = e_ref[members].mean()
+    return e_ref - shift, e_pred - shift
+
+
+def parity_plot(pred: Predictions, path: str | Path, title: str = "") -> None:
+    """Energy per atom relative to each molecule's mean, and force components; one colour per
+    level. The title names the levels present in `pred`."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    levels = list(dict.fromkeys(pred.levels))
+    e_ref, e_pred = relative_energies(pred)
+    config_levels = np.array(pred.levels)
+    for level in levels:
+        chosen = config_levels == level
+        forces = pred.force_levels == level
+        axes[0].scatter(e_ref[chosen], e_pred[chosen], s=4, alpha=0.5, label=level)
+        axes[1].scatter(pred.force_ref[forces].ravel(), pred.force_pred[forces].ravel(), s=4, alpha=0.5, label=level)
+    _diagonal(axes[0], e_ref, e_pred, "Energy/atom − molecule mean", "eV/atom")
+    _diagonal(axes[1], pred.force_ref.ravel(), pred.force_pred.ravel(), "Force", "eV/Å")
+    if len(levels) > 1:
+        axes[0].legend(markerscale=3)
+    heading = f"{title}: " if title else ""
+    save_png(fig, path, f"{heading}{'level' if len(levels) == 1 else 'levels'} {', '.join(levels)}")
 
 
 def loss_curve_plot(rows: list[dict], path: str | Path) -> None:

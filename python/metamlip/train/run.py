@@ -1,8 +1,8 @@
-"""From a Config to a trained model with metrics and plots in the output directory.
+"""Single-level training runs: reading the data files, training from scratch on one level,
+training a prepared model on a target level, and the run's metrics and plots.
 
-strategy scratch: train on one level. Any other strategy: pre-train on the source levels into
-OUT/pretrain (or into OUT when no target level is given), then fine-tune on the target level
-into OUT. With `init`, fine-tune that checkpoint directly.
+The strategies that use other levels (pre-training, fine-tuning) are put together above this
+layer, in metamlip.workflows.
 """
 
 from __future__ import annotations
@@ -12,36 +12,36 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from metamlip.atomic import atomic_path
 from metamlip.data import Dataset, DataError, fit_self_energies, read_dataset, split_indices, validate_configuration
 from metamlip.data.batching import GraphSet
-from metamlip.meta import strategies
-from metamlip.meta.tasks import source_levels, split_sources, split_target
+from metamlip.data.self_energies import energy_scale
 from metamlip.nn.build import build_potential
 from metamlip.nn.potential import Potential
-from metamlip.train import distributed
 from metamlip.train.config import Config, ConfigError
 from metamlip.train.metrics import error_metrics, predict
 from metamlip.train.plots import loss_curve_plot, parity_plot
 from metamlip.train.trainer import Trainer
 
 
-def read_data_files(files: list[str]) -> Dataset:
-    """Read every file (glob patterns allowed); an entry "path::level" gives the level for
-    frames that name none."""
+def read_data_files(files: list[str], level: str | None = None) -> Dataset:
+    """Read every file (glob patterns allowed). Frames that name no level of theory get the
+    entry's level ("path::level"), else `level` (e.g. --level); an empty file is an error."""
     if not files:
         raise ConfigError("no training data: give --data FILE (or data.files in the config)")
     dataset = Dataset()
     for entry in files:
-        pattern, _, level = str(entry).partition("::")
+        pattern, _, entry_level = str(entry).partition("::")
         paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not paths:
             raise DataError(f"{pattern}: no file matches")
         for path in paths:
-            dataset = dataset + read_dataset(path, level or None)
+            part = read_dataset(path, entry_level or level or None)
+            if not len(part):
+                raise DataError(f"{path}: the file holds no configurations")
+            dataset = dataset + part
     return dataset
 
 
@@ -57,73 +57,22 @@ def select_level(dataset: Dataset, level: str | None) -> tuple[Dataset, str]:
     return dataset.select_level(level), level
 
 
-def energy_scale(dataset: Dataset, species: list[int], self_energies: np.ndarray) -> float:
-    """RMS force component (eV/A) if forces are known, else the std of residual energy per atom."""
-    return strategies.energy_scale(dataset, species, {dataset[0].level: self_energies})
-
-
 def write_json(path: Path, values: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(values, indent=2) + "\n")
 
 
-def run_training(config: Config, resume: bool = False) -> dict[str, Any]:
-    """Train (and/or pre-train) as the config says; returns the metrics written to metrics.json.
-
-    Under torchrun the processes share the work (metamlip.train.distributed); rank 0 writes.
-    """
-    out_dir = Path(config.out)
-    for path in (out_dir / "last.ckpt", out_dir / "pretrain" / "last.ckpt"):
-        if path.exists() and not resume:
-            raise ConfigError(f"{out_dir} already holds a training run: pass --resume to continue it or choose another --out")
-    comm = distributed.setup(config.training.device)
-    if comm.active and comm.is_main:
-        print(f"data-parallel training on {comm.world} processes", flush=True)
-    dataset = read_data_files(config.data.files)
-    if config.init is not None:
-        potential = strategies.load_init(config.init)
-        return finetune(config, dataset, potential, out_dir, comm, resume)
-    if config.strategy == "scratch":
-        return train_scratch(config, dataset, out_dir, comm, resume)
-    if config.data.level is None:  # pre-training only: the meta-model is the result
-        species = sorted(config.model.species) if config.model.species else dataset.elements()
-        _validate(dataset, species)
-        sources = split_sources(dataset, source_levels(dataset, config.data), config.data)
-        _, metrics = strategies.pretrain(config, sources, species, out_dir, comm, resume)
-        if comm.is_main:
-            write_json(out_dir / "metrics.json", metrics)
-        return metrics
-    pretrain_dir = out_dir / "pretrain"
-    if (pretrain_dir / "metrics.json").exists():
-        potential = strategies.load_potential(pretrain_dir / "model.ckpt")
-    else:
-        target = split_target(dataset, _target_config(dataset, config))
-        species = sorted(config.model.species) if config.model.species else dataset.elements()
-        _validate(dataset, species)
-        exclude = (target.val + target.test) if config.data.exclude_target_geometries else None
-        sources = split_sources(dataset, source_levels(dataset, config.data), config.data, exclude)
-        potential, metrics = strategies.pretrain(config, sources, species, pretrain_dir, comm, resume)
-        if comm.is_main:
-            write_json(pretrain_dir / "metrics.json", metrics)
-    return finetune(config, dataset, potential, out_dir, comm, resume)
-
-
-def _validate(dataset: Dataset, species: list[int]) -> None:
+def validate_all(dataset: Dataset, species: list[int]) -> None:
     for c in dataset:
         validate_configuration(c, species)
-
-
-def _target_config(dataset: Dataset, config: Config):
-    _, level = select_level(dataset, config.data.level)
-    config.data.level = level
-    return config.data
 
 
 def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
     """Train one model on one level of theory."""
     dataset, level = select_level(dataset, config.data.level)
+    config.data.level = level  # the config saved with the run names the level it was trained on
     species = sorted(config.model.species) if config.model.species else dataset.elements()
-    _validate(dataset, species)
+    validate_all(dataset, species)
     train_idx, val_idx, test_idx = split_indices(
         len(dataset), config.data.n_train, config.data.n_val, config.data.n_test, config.data.split_seed
     )
@@ -133,21 +82,13 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     self_energies = fit_self_energies(train, species)[level]
     torch.manual_seed(config.training.seed)
     potential = build_potential(
-        vars(config.model),
+        config.model.model_dump(),
         species,
         [level],
         torch.from_numpy(self_energies)[None],
-        energy_scale(train, species, self_energies),
+        energy_scale(train, species, {level: self_energies}),
     )
     return train_target(config, potential, train, dataset.subset(val_idx), dataset.subset(test_idx), out_dir, comm, resume)
-
-
-def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Path, comm, resume: bool) -> dict[str, Any]:
-    """Fine-tune `potential` on the target level's training split."""
-    target = split_target(dataset, _target_config(dataset, config))
-    config.model = type(config.model)(**strategies.architecture_of(potential))
-    potential = strategies.add_target_level(potential.double(), target.level, target.train, config.finetune)
-    return train_target(config, potential, target.train, target.val, target.test, out_dir, comm, resume)
 
 
 def train_target(
@@ -175,7 +116,7 @@ def evaluate_run(potential: Potential, out_dir: Path, val: GraphSet, test: Graph
     if len(test):
         test_pred = predict(potential, test)
         metrics["test"] = error_metrics(test_pred)
-        parity_plot(test_pred, out_dir / "parity.png", title=f"test set, {', '.join(potential.levels)}")
+        parity_plot(test_pred, out_dir / "parity.png", title="test set")
     else:
         parity_plot(predict(potential, val), out_dir / "parity.png", title="validation set")
     loss_curve_plot(trainer.state.log, out_dir / "loss_curve.png")

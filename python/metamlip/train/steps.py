@@ -16,6 +16,7 @@ import torch
 from metamlip.data.batching import GraphSet
 from metamlip.nn.potential import Potential
 from metamlip.train.config import TrainingConfig
+from metamlip.train.device import torch_device
 from metamlip.train.distributed import SINGLE, Comm, all_reduce_grads
 from metamlip.train.loss import energy_force_loss
 
@@ -30,7 +31,7 @@ class StepContext:
 
     def __post_init__(self) -> None:
         self.dtype = getattr(torch, self.settings.dtype)
-        self.device = torch.device(self.settings.device)
+        self.device = torch_device(self.settings.device, "device")
         self.species_index = {z: k for k, z in enumerate(self.potential.species)}
         self.level_index = {name: k for k, name in enumerate(self.potential.levels)}
 

@@ -15,10 +15,13 @@ from tqdm.auto import tqdm
 
 from metamlip.atomic import atomic_path
 from metamlip.data.batching import GraphSet
+from metamlip.nn.checkpoint import read_checkpoint
 from metamlip.nn.potential import Potential
-from metamlip.train.checkpoint import read_checkpoint, save_checkpoint
+from metamlip.train.checkpoint import save_checkpoint
 from metamlip.train.config import TrainingConfig
 from metamlip.train.distributed import SINGLE, Comm
+from metamlip.train.interrupt import Interrupt, TrainingInterrupted
+from metamlip.train.resume import check_resumable, data_fingerprint
 from metamlip.train.steps import StepContext, gradient_step, make_optimizer, trainable_parameters, validation_loss
 
 LOG_COLUMNS = ["epoch", "step", "learning_rate", "train_loss", "val_loss", "val_energy_mse", "val_force_mse", "seconds"]
@@ -78,6 +81,8 @@ class Trainer:
         self.config = config
         self.comm = comm
         self.context = StepContext(potential, settings, comm)
+        potential.to(self.context.device)
+        self.fingerprint = data_fingerprint(train.configs, val.configs)
         self.parameters = trainable_parameters(potential)
         self.optimizer = make_optimizer("adam", self.parameters, settings.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -109,11 +114,13 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "best_model_state": self.best_model_state,
         }
-        save_checkpoint(self.last_path, self.potential, self.config, training_state)
+        save_checkpoint(self.last_path, self.potential, self.config, training_state, extra={"data": self.fingerprint})
 
     def restore(self) -> None:
-        """Continue from last.ckpt in out_dir (same parameters as an uninterrupted run)."""
+        """Continue from last.ckpt in out_dir (same parameters as an uninterrupted run); refuses
+        a checkpoint written with another config or other data (metamlip.train.resume)."""
         payload = read_checkpoint(self.last_path)
+        check_resumable(self.last_path, payload, self.config, self.fingerprint)
         state = payload["training_state"]
         self.potential.load_state_dict(payload["model"]["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -138,19 +145,24 @@ class Trainer:
         show = s.progress and self.comm.is_main
         bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not show)
         start_time = time.perf_counter()
-        while not self.state.stopped_early and self.state.epoch < s.max_epochs:
-            order = epoch_order(len(self.train_set), s.seed, self.state.epoch, s.epoch_size)
-            while self.state.step_in_epoch < n_batches:
-                k = self.state.step_in_epoch
-                self.state.epoch_loss_sum += self.train_step(order[k * s.batch_size : (k + 1) * s.batch_size])
-                self.state.step_in_epoch += 1
-                self.state.global_step += 1
-                if self.state.global_step % s.checkpoint_every == 0:
-                    self._save_last()
-            self._end_epoch(n_batches, time.perf_counter() - start_time)
-            bar.update(1)
-            last = self.state.log[-1]
-            bar.set_postfix(train=f"{last['train_loss']:.3g}", val=f"{last['val_loss']:.3g}", lr=f"{last['learning_rate']:.1e}")
+        with Interrupt(enabled=not self.comm.active) as interrupt:
+            while not self.state.stopped_early and self.state.epoch < s.max_epochs:
+                order = epoch_order(len(self.train_set), s.seed, self.state.epoch, s.epoch_size)
+                while self.state.step_in_epoch < n_batches:
+                    k = self.state.step_in_epoch
+                    self.state.epoch_loss_sum += self.train_step(order[k * s.batch_size : (k + 1) * s.batch_size])
+                    self.state.step_in_epoch += 1
+                    self.state.global_step += 1
+                    if self.state.global_step % s.checkpoint_every == 0:
+                        self._save_last()
+                    if interrupt.requested:
+                        bar.close()
+                        self._save_last()
+                        raise TrainingInterrupted(self.last_path)
+                self._end_epoch(n_batches, time.perf_counter() - start_time)
+                bar.update(1)
+                last = self.state.log[-1]
+                bar.set_postfix(train=f"{last['train_loss']:.3g}", val=f"{last['val_loss']:.3g}", lr=f"{last['learning_rate']:.1e}")
         bar.close()
         self._save_last()
         self.potential.load_state_dict(self.best_model_state)
@@ -178,7 +190,7 @@ class Trainer:
             self.state.bad_epochs = 0
             self.best_model_state = copy.deepcopy(self.potential.state_dict())
             if self.comm.is_main:
-                save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch})
+                save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch, "data": self.fingerprint})
         else:
             self.state.bad_epochs += 1
             if self.state.bad_epochs >= s.patience:
