@@ -75,8 +75,11 @@ def _write_once(path: Path, frames: list[Atoms]) -> None:
             os.link(tmp, path)
         except FileExistsError:
             pass
+        except OSError:  # a file system without hard links: last writer wins
+            os.replace(tmp, path)
     finally:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def load_pool(manifest: Manifest, system: str, library: Library,
