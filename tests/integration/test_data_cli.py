@@ -235,7 +235,8 @@ def test_label_workers_die_with_killed_parent(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    assert len(children) >= 2
+    assert sum("spawn_main" in c for _, c in children) == 2
+    assert any("resource_tracker" in c for _, c in children)
     deadline = time.monotonic() + 30
     while any(_alive(pid) for pid, _ in children) and time.monotonic() < deadline:
         time.sleep(0.2)
