@@ -4,8 +4,9 @@ A system's pool joins RDKit conformers, GFN2-xTB Langevin MD frames at each MD t
 (the i-th temperature starts from conformer i mod n_conformers) and ANI normal-mode
 displacements of the GFN2-xTB minimum, then shuffles them with
 ``default_rng([seed, crc32(id)])``: any prefix of the pool is a mix of all methods, so a
-dataset that needs n frames of a system takes its first n. Clusters take ``cluster``
-settings (no normal modes by default: their soft intermolecular modes give huge steps).
+dataset that needs n frames of a system takes its first n. Clusters get their own settings
+(a campaign's ``cluster_sampling``: no normal modes, whose soft intermolecular modes would
+give huge displacements).
 """
 
 from __future__ import annotations
@@ -41,12 +42,6 @@ class PoolSettings:
     nm_temperatures: tuple[float, ...] = (300.0, 600.0)
     nm_frames: int = 6
     seed: int = 0
-
-    @property
-    def size(self) -> int:
-        """Largest pool (a molecule with all ``conformers`` distinct)."""
-        return (self.conformers + len(self.md_temperatures) * self.md_frames
-                + len(self.nm_temperatures) * self.nm_frames)
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> PoolSettings:
