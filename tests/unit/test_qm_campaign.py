@@ -132,9 +132,13 @@ def test_run_resume_failures_status_merge(manifest_path, tmp_path, monkeypatch, 
 
 def test_shards_run_disjoint_work_seen_by_status(manifest_path):
     manifest = load_manifest(manifest_path)
+    with pytest.raises(ValueError, match="no dataset at level\\(s\\) hf/sto-3g"):
+        campaign.run(manifest, levels=["HF/STO-3G"], progress=False)
+    only = campaign.run(manifest, shard=(1, 2), levels=["GFN1-xTB"], progress=False)
+    assert only[0] == 2 and [r.units_done for r in campaign.status(manifest)] == [0, 2]
     first = campaign.run(manifest, shard=(1, 2), progress=False)
     rows = campaign.status(manifest)
-    assert sum(r.units_done for r in rows) == first[0] == 5
+    assert sum(r.units_done for r in rows) == first[0] + 2 == 5
     second = campaign.run(manifest, shard=(2, 2), progress=False)
     assert second[0] == 5 and campaign.run(manifest, shard=(1, 1), progress=False)[0] == 0
     assert sum(r.units_done for r in campaign.status(manifest)) == 10

@@ -82,7 +82,7 @@ def _campaign(args: argparse.Namespace) -> int:
     if args.action == "run":
         shard = parse_shard(args.shard)
         n_units, n_labelled, n_failed = campaign.run(manifest, shard, threads=args.threads,
-                                                    progress=not args.quiet)
+                                                    progress=not args.quiet, levels=args.levels)
         print(f"campaign {manifest.name} shard {shard[0]}/{shard[1]}: ran {n_units} units, "
               f"labelled {n_labelled} frames, {n_failed} failed")
     print(campaign.format_status(manifest, campaign.status(manifest)))
@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: K/N runs the K-th of N disjoint shares (e.g. a SLURM array task)")
     p.add_argument("--threads", type=_positive(int), default=1,
                    help="run: OpenMP/BLAS threads")
+    p.add_argument("--levels", nargs="+", metavar="LEVEL",
+                   help="run: only these levels' units (e.g. the DFT levels on larger nodes)")
     p.add_argument("--cards", type=Path, help="status: also write data cards into this directory")
     p.add_argument("-o", "--output", type=Path, help="merge: output directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from metamlip.qm.extxyz import read_frames, write_frames
 from metamlip.qm.labelling import label_chunk, set_thread_budget
+from metamlip.qm.levels import parse_level
 from metamlip.qm.library import Cluster, Library, load_library
 from metamlip.qm.manifest import DatasetSpec, Manifest, Unit
 from metamlip.qm.pool import sample_pool
@@ -141,12 +142,22 @@ def run_unit(manifest: Manifest, unit: Unit, library: Library,
 
 
 def run(manifest: Manifest, shard: tuple[int, int] = (1, 1), threads: int = 1,
-        progress: bool = True, library: Library | None = None) -> tuple[int, int, int]:
-    """Run this shard's unfinished units in manifest order; returns (units run, frames
-    labelled, frames failed)."""
+        progress: bool = True, library: Library | None = None,
+        levels: list[str] | None = None) -> tuple[int, int, int]:
+    """Run this shard's unfinished units in manifest order, only those of ``levels`` if given
+    (the shard's share does not depend on it); returns (units run, frames labelled, frames
+    failed)."""
     library = library or load_library()
+    wanted = None
+    if levels:
+        wanted = {parse_level(name).name for name in levels}
+        unknown = wanted - {spec.level.name for spec in manifest.datasets}
+        if unknown:
+            raise ValueError(f"{manifest.path}: no dataset at level(s) "
+                             f"{', '.join(sorted(unknown))}")
     set_thread_budget(threads)
-    todo = [u for u in manifest.shard_units(*shard) if not chunk_path(manifest, u).exists()]
+    todo = [u for u in manifest.shard_units(*shard) if not chunk_path(manifest, u).exists()
+            and (wanted is None or u.dataset.level.name in wanted)]
     n_labelled = n_failed = 0
     bar = tqdm(todo, desc=f"{manifest.name} shard {shard[0]}/{shard[1]}", unit="unit",
                disable=not progress, file=sys.stderr, mininterval=1.0)
