@@ -1,8 +1,10 @@
 """Sampling over the molecule library: a deterministic pool of geometries per system.
 
-A system's pool joins RDKit conformers, GFN2-xTB Langevin MD frames at each MD temperature
-(the i-th temperature starts from conformer i mod n_conformers) and ANI normal-mode
-displacements of the GFN2-xTB minimum, then shuffles them with
+A system's pool joins its RDKit conformers relaxed with GFN2-xTB (loosely, to max |F| <
+START_FMAX: MD started from an MMFF structure far from the xTB minimum, e.g. CO2's, would first
+be heated far above its temperature by the released strain), GFN2-xTB Langevin MD frames at
+each MD temperature (the i-th temperature starts from relaxed conformer i mod n_conformers)
+and ANI normal-mode displacements of the GFN2-xTB minimum, then shuffles them with
 ``default_rng([seed, crc32(id)])``: any prefix of the pool is a mix of all methods, so a
 dataset that needs n frames of a system takes its first n. Clusters get their own settings
 (a campaign's ``cluster_sampling``: no normal modes, whose soft intermolecular modes would
@@ -24,6 +26,8 @@ from metamlip.qm.library import Library
 from metamlip.qm.sampling import SamplingSettings, config_id, sample_md
 
 MIN_FORCE_CONSTANT = 0.05  # eV/Angstrom^2: softer modes (e.g. free rotors) are not displaced
+START_FMAX = 0.05  # eV/Angstrom: conformers are relaxed with GFN2-xTB to this before use
+START_STEPS = 300  # BFGS steps at most for that relaxation
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,17 @@ def _tag(frame: Atoms, system_id: str, method: str, temperature: float | None,
     return out
 
 
+def _relaxed(atoms: Atoms) -> Atoms:
+    """``atoms`` relaxed with GFN2-xTB (BFGS to max |F| < START_FMAX, START_STEPS at most)."""
+    from ase.optimize import BFGS
+    from tblite.ase import TBLite
+
+    system = Atoms(atoms.numbers, positions=atoms.positions)
+    system.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    BFGS(system, logfile=None).run(fmax=START_FMAX, steps=START_STEPS)
+    return Atoms(system.numbers, positions=system.positions)
+
+
 def _normal_mode_frames(system_id: str, start: Atoms, settings: PoolSettings) -> list[Atoms]:
     minimum = normal_modes.relax(start)
     modes, constants = normal_modes.vibrational_modes(minimum)
@@ -100,7 +115,8 @@ def sample_pool(system_id: str, library: Library,
                 settings: PoolSettings) -> tuple[list[Atoms], list[str]]:
     """The shuffled pool of ``system_id`` (see module docstring) and the parts that failed
     (e.g. ``"md 1200 K: CalculationFailed: ..."``; their frames are missing, the rest is kept).
-    Frames carry positions and info ``molecule``, ``sampling`` (conformer/md/nm),
+    Frames carry positions and info ``molecule``, ``sampling`` (conformer = relaxed
+    conformer, md, nm),
     ``temperature`` (md, nm), ``config_id`` and ``pool_seconds`` (wall time of the pool)."""
     start_time = time.perf_counter()
     problems: list[str] = []
@@ -108,6 +124,11 @@ def sample_pool(system_id: str, library: Library,
         conformers = embed_system(system_id, library, max(settings.conformers, 1), settings.seed)
     except EmbeddingError as err:
         return [], [f"embedding: {err}"]
+    for k, conformer in enumerate(conformers):
+        try:
+            conformers[k] = _relaxed(conformer)
+        except Exception as err:  # the xTB program failed: keep the RDKit structure
+            problems.append(f"relaxing conformer {k}: {type(err).__name__}: {err}")
     frames = [_tag(c, system_id, "conformer", None, f"{system_id}-conf-s{settings.seed}-{k:04d}")
               for k, c in enumerate(conformers[:settings.conformers])]
     md_temperatures = settings.md_temperatures if settings.md_frames else ()
