@@ -7,9 +7,10 @@ import pytest
 
 from metamlip.qm import calculators, campaign
 from metamlip.qm.cards import merge
+from metamlip.qm.labelling import label_chunk
 from metamlip.qm.library import load_library
 from metamlip.qm.manifest import load_manifest, parse_shard
-from metamlip.qm.pool import PoolSettings, sample_pool
+from metamlip.qm.pool import START_FMAX, PoolSettings, sample_pool
 
 TINY = """
 name: tiny
@@ -77,6 +78,10 @@ def test_pool_is_deterministic_and_mixed():
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-7)
     assert {f.info["sampling"] for f in first} == {"conformer", "md", "nm"}
     assert len({f.info["config_id"] for f in first}) == len(first)
+
+    relaxed, _ = label_chunk([f for f in first if f.info["sampling"] == "conformer"], "gfn2-xtb")
+    assert len(relaxed) == 2  # conformers are GFN2-xTB relaxed (MD starts there)
+    assert all(np.linalg.norm(f.get_forces(), axis=1).max() < START_FMAX for f in relaxed)
 
 
 def test_run_resume_failures_status_merge(manifest_path, tmp_path, monkeypatch, capsys):
