@@ -43,6 +43,15 @@ std::string read_extra_file(const std::string &path, const std::string &name) {
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     const std::string record = "extra/" + name;
+    // torch.save archives (training checkpoints) have data.pkl but, unlike TorchScript, no
+    // constants.pkl.
+    if (!reader.hasRecord(record) && reader.hasRecord("data.pkl") &&
+        !reader.hasRecord("constants.pkl")) {
+      throw ModelError("model file " + path +
+                       " is a training checkpoint, not an exported model: export it first with "
+                       "`metamlip-export " + path + " -o model.pt` and give model.pt to "
+                       "pair_coeff");
+    }
     if (!reader.hasRecord(record)) {
       throw ModelError("model file " + path + " has no " + name +
                        ": it is a TorchScript file but not one written by metamlip-export. " +
@@ -148,8 +157,8 @@ std::optional<c10::OperatorHandle> find_op(const std::string &name) {
 
 }  // namespace
 
-void load_op_library(const ModelMetadata &metadata) {
-  if (metadata.op_library_file.empty()) return;
+std::string load_op_library(const ModelMetadata &metadata) {
+  if (metadata.op_library_file.empty()) return "";
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
   const std::string build_info = metadata.op_library_namespace + "::build_info";
@@ -178,14 +187,15 @@ void load_op_library(const ModelMetadata &metadata) {
                      ") than this plugin (torch " + METAMLIP_TORCH_VERSION +
                      "). Rebuild both: `make install`.");
   }
+  return info;
 }
 
-ExportedModel load_exported_model(const std::string &path) {
+ExportedModel load_exported_model(const std::string &path, const torch::Device &device) {
   ExportedModel out;
   out.metadata = read_metadata(path);
   load_op_library(out.metadata);
   try {
-    out.module = torch::jit::load(path, torch::kCPU);
+    out.module = torch::jit::load(path, device);
   } catch (const c10::Error &error) {
     throw ModelError("cannot load the TorchScript model in " + path + ": " +
                      error.what_without_backtrace() + ". " + kReexport);

@@ -1,6 +1,7 @@
 #include "pair_metamlip.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
@@ -63,13 +64,33 @@ void PairMetamlip::settings(int narg, char **arg) {
       threads_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (threads_ < 1) error->all(FLERR, "pair_style metamlip threads N: N must be >= 1");
       iarg += 2;
+    } else if (strcmp(arg[iarg], "device") == 0 && iarg + 1 < narg) {
+      if (strcmp(arg[iarg + 1], "cuda") == 0) {
+        device_request_ = metamlip::DeviceRequest::kCuda;
+      } else if (strcmp(arg[iarg + 1], "cpu") == 0) {
+        device_request_ = metamlip::DeviceRequest::kCpu;
+      } else {
+        error->all(FLERR, "pair_style metamlip device '{}': use `device cuda` or `device cpu`",
+                   arg[iarg + 1]);
+      }
+      iarg += 2;
     } else {
       error->all(FLERR,
-                 "Illegal pair_style metamlip argument '{}': use `pair_style metamlip` or "
-                 "`pair_style metamlip threads N` (torch threads per MPI rank)",
+                 "Illegal pair_style metamlip argument '{}': use `pair_style metamlip "
+                 "[threads N] [device cuda|cpu]` (torch threads per MPI rank; where the model "
+                 "runs, default cuda when a GPU is visible)",
                  arg[iarg]);
     }
   }
+}
+
+int PairMetamlip::node_local_rank() const {
+  MPI_Comm node;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  int rank = 0;
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
 }
 
 void PairMetamlip::coeff(int narg, char **arg) {
@@ -82,8 +103,13 @@ void PairMetamlip::coeff(int narg, char **arg) {
                ntypes);
   }
   model_path_ = arg[2];
+  metamlip::DeviceChoice device;
   try {
-    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_));
+    const std::string op_library = metamlip::load_op_library(metamlip::read_metadata(model_path_));
+    device = metamlip::choose_device(device_request_, op_library,
+                                     device_request_ == metamlip::DeviceRequest::kCpu ? 0 : node_local_rank());
+    device_ = device.device;
+    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_, device_));
   } catch (const std::exception &error_) {
     model_.reset();
     error->all(FLERR, std::string("pair_coeff metamlip: ") + error_.what());
@@ -119,6 +145,14 @@ void PairMetamlip::coeff(int narg, char **arg) {
                    "interactions, receptive field {} A, {})\n",
                    model_path_, meta.format_version, meta.level, joined(meta.elements),
                    meta.cutoff, meta.n_interactions, meta.receptive_field, meta.dtype_name);
+    if (device_.is_cuda()) {
+      utils::logmesg(lmp,
+                     "metamlip: device cuda ({}; {} GPU(s) visible per node, each MPI rank takes "
+                     "GPU node-local rank % {}; rank 0: {})\n",
+                     device.reason, device.n_gpus, device.n_gpus, metamlip::device_name(device_));
+    } else {
+      utils::logmesg(lmp, "metamlip: device cpu ({})\n", device.reason);
+    }
   }
 }
 
@@ -191,6 +225,7 @@ double PairMetamlip::init_one(int i, int j) {
 
 void PairMetamlip::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  const c10::DeviceGuard guard(device_);  // this rank's GPU is current for the model's ops
   try {
     // Depth 1 under MPI: ghost atoms only send; their features come from their owners.
     builder_.build(atom->x, atom->tag, atom->nlocal, atom->nlocal + atom->nghost,
@@ -230,9 +265,11 @@ PairMetamlip::GraphInputs PairMetamlip::graph_inputs() {
   std::memcpy(in.edge_index.data_ptr<int64_t>() + n_edges, graph_.edge_second.data(),
               n_edges * sizeof(int64_t));
   const auto dtype = model_->metadata.dtype;
-  in.positions = in.positions.to(dtype).requires_grad_(true);
+  in.positions = in.positions.to(device_, dtype).requires_grad_(true);
+  in.numbers = in.numbers.to(device_);
+  in.edge_index = in.edge_index.to(device_);
   in.shifts = torch::from_blob(graph_.shifts.data(), {n_edges, 3}, f64)
-                  .to(dtype, /*non_blocking=*/false, /*copy=*/true);
+                  .to(device_, dtype, /*non_blocking=*/false, /*copy=*/true);
   if (vflag_either) in.shifts.requires_grad_(true);
   return in;
 }
@@ -241,7 +278,7 @@ void PairMetamlip::compute_whole() {
   const int nlocal = atom->nlocal;
   const int64_t n_nodes = graph_.n_nodes();
   GraphInputs in = graph_inputs();
-  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool));
+  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
   mask.slice(0, 0, nlocal).fill_(true);
   torch::Tensor atom_energy, position_grad, shift_grad;
   try {
@@ -279,7 +316,7 @@ void PairMetamlip::compute_by_blocks() {
   // Forward: block k for the local atoms; its input features are a leaf tensor over all
   // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
   std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
-  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64));
+  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
   torch::Tensor position_grad, shift_grad;
   try {
     torch::jit::Method stage = model_->module.get_method("stage");
@@ -345,7 +382,7 @@ torch::Tensor PairMetamlip::send_features(const torch::Tensor &own) {
       error->one(FLERR, "pair_style metamlip: the model's block output has shape {}, expected [{}, {}] "
                         "(n_features in the model's metadata)", c10::str(own.sizes()), nlocal, width);
     }
-    const torch::Tensor rows = own.detach().to(torch::kFloat64).contiguous();
+    const torch::Tensor rows = own.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     std::memcpy(feature_rows_, rows.data_ptr<double>(), sizeof(double) * nlocal * width);
   }
   comm->forward_comm(this);
@@ -356,7 +393,7 @@ torch::Tensor PairMetamlip::send_features(const torch::Tensor &own) {
     std::memcpy(out + k * width, feature_rows_ + static_cast<bigint>(graph_.node_atom[k]) * width,
                 sizeof(double) * width);
   }
-  return all.to(model_->metadata.dtype);
+  return all.to(device_, model_->metadata.dtype);
 }
 
 torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
@@ -368,7 +405,7 @@ torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
   std::fill(feature_rows_ + static_cast<bigint>(nlocal) * width,
             feature_rows_ + static_cast<bigint>(nall) * width, 0.0);
   if (nlocal > 0) {
-    const torch::Tensor rows = grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor rows = grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = rows.data_ptr<double>();
     // Local nodes are rows [0, nlocal); a ghost node's gradient goes to its representative atom.
     for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
@@ -379,7 +416,7 @@ torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
   comm->reverse_comm(this);  // ghost rows are added to their owners' rows
   if (nlocal == 0) return torch::Tensor();
   return torch::from_blob(feature_rows_, {nlocal, width}, torch::TensorOptions().dtype(torch::kFloat64))
-      .to(model_->metadata.dtype, /*non_blocking=*/false, /*copy=*/true);
+      .to(device_, model_->metadata.dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
 int PairMetamlip::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/) {
@@ -417,7 +454,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
   double **x = atom->x;
   double **f = atom->f;
 
-  const torch::Tensor energies = atom_energy.to(torch::kFloat64).contiguous();
+  const torch::Tensor energies = atom_energy.to(torch::kCPU, torch::kFloat64).contiguous();
   const double *e = energies.data_ptr<double>();
   if (eflag_global) {
     double sum = 0.0;
@@ -429,7 +466,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
   }
 
   if (position_grad.defined()) {
-    const torch::Tensor grad = position_grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor grad = position_grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = grad.data_ptr<double>();
     for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
       double *fa = f[graph_.node_atom[k]];
@@ -441,7 +478,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
 
   if (vflag_either && shift_grad.defined()) {
     // W = sum_atoms x (x) f = -sum_pairs r_p (x) dE/dr_p, with dE/dr_p = dE/d(shift_p).
-    const torch::Tensor grad = shift_grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor grad = shift_grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = grad.data_ptr<double>();
     for (int64_t p = 0; p < graph_.n_edges(); ++p) {
       const int a = graph_.node_atom[graph_.edge_first[p]];

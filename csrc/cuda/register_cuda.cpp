@@ -240,6 +240,41 @@ Tensor featsum_cuda(const Tensor& env_grad, const Tensor& sense, const Tensor& p
   return out;
 }
 
+Tensor sensitivity_cuda(const Tensor& distances, const Tensor& mu, const Tensor& sigma, double cutoff) {
+  check_sensitivity("metamlip::sensitivity", distances, mu, sigma, cutoff);
+  check_cuda("metamlip::sensitivity", distances);
+  const c10::cuda::CUDAGuard guard(distances.device());
+  const int64_t P = distances.size(0), S = mu.size(0);
+  Tensor out = torch::empty({P, S}, distances.options());
+  if (P == 0 || S == 0) return out;
+  const Tensor r = distances.contiguous(), m = mu.contiguous(), w = sigma.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "metamlip::sensitivity", [&] {
+    check_launch(cuda::sensitivity(current_stream(), P, S, r.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(),
+                                   w.data_ptr<scalar_t>(), cutoff, out.data_ptr<scalar_t>()),
+                 "metamlip::sensitivity");
+  });
+  return out;
+}
+
+Tensor sensitivity_backward_cuda(const Tensor& grad, const Tensor& sense, const Tensor& distances,
+                                 const Tensor& mu, const Tensor& sigma, double cutoff) {
+  check_sensitivity_backward(grad, sense, distances, mu, sigma, cutoff);
+  check_cuda("metamlip::sensitivity_backward", distances);
+  const c10::cuda::CUDAGuard guard(distances.device());
+  const int64_t P = distances.size(0), S = mu.size(0);
+  Tensor out = torch::empty({P}, distances.options());
+  if (P == 0) return out;
+  const Tensor g = grad.contiguous(), s = sense.contiguous(), r = distances.contiguous();
+  const Tensor m = mu.contiguous(), w = sigma.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "metamlip::sensitivity_backward", [&] {
+    check_launch(cuda::sensitivity_backward(current_stream(), P, S, g.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                            r.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                            cutoff, out.data_ptr<scalar_t>()),
+                 "metamlip::sensitivity_backward");
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace metamlip
 
@@ -248,4 +283,6 @@ TORCH_LIBRARY_IMPL(metamlip, CUDA, m) {
   m.impl("envsum", &metamlip::envsum_cuda);
   m.impl("sensesum", &metamlip::sensesum_cuda);
   m.impl("featsum", &metamlip::featsum_cuda);
+  m.impl("sensitivity", &metamlip::sensitivity_cuda);
+  m.impl("sensitivity_backward", &metamlip::sensitivity_backward_cuda);
 }

@@ -194,3 +194,27 @@ def test_not_a_metamlip_file(tmp_path: Path) -> None:
     text.write_text("not a model")
     with pytest.raises(ExportedModelError, match="not a TorchScript archive"):
         load_exported(text)
+
+
+def test_export_a_pretrained_model(tmp_path: Path) -> None:
+    """`metamlip-export pretrained:NAME` exports the shipped checkpoint (as train and eval take it)."""
+    from metamlip.pretrained import available
+
+    name = available()[0]
+    output = tmp_path / "m.pt"
+    several = run_export(f"pretrained:{name}", "-o", str(output))
+    assert several.returncode == 2 and "several levels of theory" in several.stderr and "--level" in several.stderr
+    level = several.stderr.split("(")[1].split(",")[0]
+    done = run_export(f"pretrained:{name}", "-o", str(output), "--level", level)
+    assert done.returncode == 0, done.stderr
+    assert read_metadata(output)["level"] == level
+    unknown = run_export("pretrained:no-such-model", "-o", str(tmp_path / "x.pt"))
+    assert unknown.returncode == 2 and "no pre-trained model named 'no-such-model' (shipped: " in unknown.stderr
+
+
+def test_python_api_level_errors_name_the_argument() -> None:
+    """load_model (behind create_force and MetaMLIPCalculator) says `level=`, not a CLI option."""
+    potential = small_potential(seed=3, levels=("gfn2", "hf"))
+    with pytest.raises(ValueError, match=r"several levels of theory \(gfn2, hf\): choose one with level=") as error:
+        load_model(potential)
+    assert "--level" not in str(error.value)

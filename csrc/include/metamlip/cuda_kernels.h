@@ -96,5 +96,26 @@ cudaError_t featsum(cudaStream_t stream, int64_t N, int64_t S, int64_t F, const 
                     const double* sense, const int64_t* pair_first, const int64_t* offsets,
                     const int64_t* order, double* h);
 
+// ---------------------------------------------------------------------------------------------
+// HIP-NN inverse-Gaussian sensitivities (csrc/cpu/sensitivity.cpp), P pairs, S sensitivities.
+
+/// pi, as M_PI (which CUDA device code cannot rely on).
+constexpr double kPi = 3.14159265358979323846;
+
+/// out [P, S] = exp(-min((1/r_p - mu_k)^2 / (2 sigma_k^2), 60)) * cos^2(pi r_p / (2 cutoff)) for
+/// r_p < cutoff, else 0. distances [P], mu [S], sigma [S].
+cudaError_t sensitivity(cudaStream_t stream, int64_t P, int64_t S, const float* distances, const float* mu,
+                        const float* sigma, double cutoff, float* out);
+cudaError_t sensitivity(cudaStream_t stream, int64_t P, int64_t S, const double* distances, const double* mu,
+                        const double* sigma, double cutoff, double* out);
+
+/// out [P] = sum_k grad[p, k] * d sense[p, k] / d r_p, given the forward's output sense [P, S].
+cudaError_t sensitivity_backward(cudaStream_t stream, int64_t P, int64_t S, const float* grad,
+                                 const float* sense, const float* distances, const float* mu,
+                                 const float* sigma, double cutoff, float* out);
+cudaError_t sensitivity_backward(cudaStream_t stream, int64_t P, int64_t S, const double* grad,
+                                 const double* sense, const double* distances, const double* mu,
+                                 const double* sigma, double cutoff, double* out);
+
 }  // namespace cuda
 }  // namespace metamlip

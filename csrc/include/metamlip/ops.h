@@ -67,6 +67,14 @@ torch::Tensor sensitivity_backward_cpu(const torch::Tensor& grad, const torch::T
                                        const torch::Tensor& distances, const torch::Tensor& mu,
                                        const torch::Tensor& sigma, double cutoff);
 
+/// Shape, dtype and device checks of sensitivity / sensitivity_backward (CPU and CUDA); `what`
+/// names the op.
+void check_sensitivity(const char* what, const torch::Tensor& distances, const torch::Tensor& mu,
+                       const torch::Tensor& sigma, double cutoff);
+void check_sensitivity_backward(const torch::Tensor& grad, const torch::Tensor& sense,
+                                const torch::Tensor& distances, const torch::Tensor& mu,
+                                const torch::Tensor& sigma, double cutoff);
+
 /// Dtype, device and index-range checks shared by all pair-sum implementations; `what` names
 /// the op, a and b are its floating-point inputs, indices must lie in [0, n_atoms).
 void check_pair_sum(const char* what, const torch::Tensor& a, const torch::Tensor& b,

@@ -19,6 +19,7 @@ from metamlip.deploy.model import ExportedModel
 from metamlip.nn.pairsums import envsum
 from metamlip.nn.potential import Potential
 from metamlip.ops import _library
+from metamlip.pretrained import resolve
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 INTERFACE = (
@@ -31,12 +32,13 @@ INTERFACE = (
 )
 
 
-def select_level(potential: Potential, level: str | None) -> str:
-    """The level to deploy: the given one, or the only one the potential knows."""
+def select_level(potential: Potential, level: str | None, level_argument: str = "--level") -> str:
+    """The level to deploy: the given one, or the only one the potential knows. level_argument:
+    how the caller's user passes a level (a CLI option, or a Python argument such as `level=`)."""
     known = ", ".join(potential.levels)
     if level is None:
         if len(potential.levels) != 1:
-            raise ValueError(f"the model knows several levels of theory ({known}): choose one with --level")
+            raise ValueError(f"the model knows several levels of theory ({known}): choose one with {level_argument}")
         return potential.levels[0]
     if level not in potential.levels:
         raise ValueError(f"unknown level {level!r} (known: {known})")
@@ -54,15 +56,20 @@ def cpp_pair_sums_available() -> bool:
 
 
 def export_module(
-    potential: Potential, level: str | None = None, dtype: str | None = None, implementation: str = "auto"
+    potential: Potential,
+    level: str | None = None,
+    dtype: str | None = None,
+    implementation: str = "auto",
+    level_argument: str = "--level",
 ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """(TorchScript model implementing the engine interface, its metadata) for one level.
 
     dtype: "float32" or "float64" (None: the potential's own); implementation: pair sums
-    "torch", "cpp" or "auto" (cpp when the op library provides them). The model is frozen and
-    meant for saving (`save_exported`); `metamlip.deploy.load_model` gives one to run in Python.
+    "torch", "cpp" or "auto" (cpp when the op library provides them); level_argument: as in
+    `select_level`. The model is frozen and meant for saving (`save_exported`);
+    `metamlip.deploy.load_model` gives one to run in Python.
     """
-    level = select_level(potential, level)
+    level = select_level(potential, level, level_argument)
     index = potential.level_index(level)
     own_dtype = potential.hipnn.input_head.weight.dtype
     if dtype is not None and dtype not in DTYPES:
@@ -155,7 +162,8 @@ def export_checkpoint(
     dtype: str | None = None,
     implementation: str = "auto",
 ) -> dict[str, Any]:
-    """Export the model of a training checkpoint to `output`; returns the metadata written."""
+    """Export the model of a training checkpoint (a path or ``pretrained:NAME``) to `output`;
+    returns the metadata written."""
     from metamlip.nn.checkpoint import load_potential
 
-    return export_model(load_potential(checkpoint), output, level, dtype, implementation)
+    return export_model(load_potential(resolve(str(checkpoint))), output, level, dtype, implementation)
