@@ -45,9 +45,10 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from metamlip.data import read_dataset
     from metamlip.qm.summary import format_table, summarize
 
-    summaries = [(path, summarize(path)) for path in args.files]
+    summaries = [(path, summarize(read_dataset(path), path)) for path in args.files]
     for path, summary in summaries:
         print(format_table(path, summary))
     return 1 if any(summary.problems for _, summary in summaries) else 0

@@ -1,15 +1,15 @@
-"""Statistics of datasets (extxyz, HDF5, npz: the formats ``metamlip-train`` reads) per level
-and molecule, with the frames that cannot be used listed rather than skipped."""
+"""Statistics of a dataset (configurations as ``metamlip.data`` reads them from extxyz, HDF5 or
+npz) per level and molecule, with the frames that cannot be used listed rather than skipped."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from ase.data import chemical_symbols
-
-from metamlip.data import DataError, read_dataset
 
 MAX_LISTED = 5  # frames named per kind of problem
 
@@ -34,11 +34,11 @@ class Summary:
     problems: dict[str, list[int]]
 
 
-def summarize(path: str) -> Summary:
-    """Read ``path`` (DataError with a one-line message if it cannot be read or is empty)."""
-    dataset = read_dataset(path)
+def summarize(dataset: Sequence[Any], path: str) -> Summary:
+    """Summarize configurations (``metamlip.data.Configuration``: numbers, positions, level,
+    energy, forces, molecule) read from ``path``; ValueError if there are none."""
     if len(dataset) == 0:
-        raise DataError(f"{path}: no frames (empty file)")
+        raise ValueError(f"{path}: no frames (empty file)")
     groups: dict[tuple[str, str], Group] = defaultdict(Group)
     problems: dict[str, list[int]] = defaultdict(list)
     labelled = any(c.energy is not None for c in dataset)
