@@ -27,7 +27,8 @@ INTERFACE = (
     "forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64, "
     "edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> energies [N] float64 (eV); "
     "r_p = positions[j] - positions[i] + edge_shift_vectors[p], (i, j) = edge_index[:, p]; "
-    "full pair list; stage(block, distances [P], atomic_numbers, edge_index, features, n_receivers) "
+    "full pair list; stage(block, distances [P] or pair vectors [P,3] (tensor_order > 0 needs vectors), "
+    "atomic_numbers, edge_index, features, n_receivers) "
     "-> (energies [n_receivers], features [n_receivers, n_features]): one interaction block for "
     "the first n_receivers atoms (engines that split atoms between processes)"
 )
@@ -106,6 +107,7 @@ def export_module(
         "cutoff": float(potential.cutoff),
         "n_interactions": int(potential.hipnn.n_interactions),
         "n_features": int(potential.hipnn.blocks[0].head.in_features),
+        "tensor_order": int(potential.hipnn.tensor_order),
         "receptive_field": float(potential.cutoff) * int(potential.hipnn.n_interactions),
         "units": {"energy": "eV", "length": "Angstrom"},
         "level": level,

@@ -18,7 +18,10 @@ ARCHITECTURE_KEYS = (
     "cutoff",
     "soft_min",
     "soft_max",
+    "tensor_order",
 )
+# Keys added after the first checkpoints were written, with the value those checkpoints mean.
+ARCHITECTURE_DEFAULTS = {"tensor_order": 0}
 
 
 def build_potential(
@@ -31,10 +34,13 @@ def build_potential(
     head_of_level: list[int] | None = None,
     repulsion: ZBLRepulsion | None = None,
 ) -> Potential:
-    """A fresh Potential; architecture holds the ARCHITECTURE_KEYS of HIPNN."""
-    hipnn = HIPNN(len(species), n_heads=n_heads, **{k: architecture[k] for k in ARCHITECTURE_KEYS})
+    """A fresh Potential; architecture holds the ARCHITECTURE_KEYS of HIPNN (those in
+    ARCHITECTURE_DEFAULTS may be missing)."""
+    values = {**ARCHITECTURE_DEFAULTS, **architecture}
+    values = {k: values[k] for k in ARCHITECTURE_KEYS}
+    hipnn = HIPNN(len(species), n_heads=n_heads, **values)
     potential = Potential(hipnn, species, levels, self_energies, energy_scale, head_of_level, repulsion)
-    potential.architecture = {k: architecture[k] for k in ARCHITECTURE_KEYS}
+    potential.architecture = values
     return potential
 
 

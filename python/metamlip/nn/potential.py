@@ -87,7 +87,8 @@ class Potential(nn.Module):
     ) -> torch.Tensor:
         """Per-atom energies [N] (eV) from pair vectors [P, 3]; atom_level [N] level index."""
         distances = torch.linalg.vector_norm(vectors, dim=1)
-        raw = self.hipnn(species, distances, pair_first, pair_second)
+        unit_vectors = vectors / distances.unsqueeze(1) if self.hipnn.tensor_order > 0 else None
+        raw = self.hipnn(species, distances, pair_first, pair_second, None, unit_vectors)
         heads = self.head_of_level[atom_level].unsqueeze(1)
         energies = raw.gather(1, heads).squeeze(1) * self.energy_scale.to(raw.dtype)
         if self.repulsion is not None:
