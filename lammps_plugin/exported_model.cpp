@@ -108,6 +108,8 @@ ModelMetadata read_metadata(const std::string &path) {
                             ? required<double>(meta, "receptive_field", path)
                             : out.n_interactions * out.cutoff;
   out.receptive_field = std::max(out.receptive_field, out.n_interactions * out.cutoff);
+  if (meta.contains("min_pair_distance"))
+    out.min_pair_distance = required<double>(meta, "min_pair_distance", path);
   if (meta.contains("units")) {
     const json &units = meta.at("units");
     const bool ok = units.is_object() && units.value("energy", "") == "eV" &&

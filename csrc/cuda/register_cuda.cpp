@@ -180,7 +180,8 @@ Tensor envsum_cuda(const Tensor& sense, const Tensor& features, const Tensor& pa
   const c10::cuda::CUDAGuard guard(sense.device());
   const int64_t N = features.size(0), S = sense.size(1), F = features.size(1);
   if (pair_first.numel() == 0 || S == 0 || F == 0) return torch::zeros({N, S, F}, features.options());
-  TORCH_CHECK(S <= 128, "metamlip::envsum (CUDA): at most 128 sensitivities are supported, got ", S);
+  TORCH_CHECK(S * int64_t(features.element_size()) + 8 <= 48 * 1024,
+              "metamlip::envsum (CUDA): too many sensitivities for one shared-memory row, got ", S);
   const Tensor s = sense.contiguous(), z = features.contiguous(), j = pair_second.contiguous();
   const auto grouped = group_by(pair_first.contiguous(), N);
   const Tensor &offsets = grouped.first, &order = grouped.second;

@@ -108,6 +108,8 @@ def test_the_shipped_model_fine_tunes_to_a_new_level(tmp_path, level_files):
     shipped = load_potential(pretrained.resolve("pretrained:hipnn-meta-hcno"))
     tuned = load_potential(out / "model.ckpt")
     assert tuned.levels == shipped.levels + ["mp2/cc-pvdz"] and tuned.architecture == shipped.architecture
+    # The shipped model predates the core repulsion: fine-tuning adds one fitted on the new data.
+    assert shipped.repulsion is None and tuned.repulsion is not None
 
 
 def test_meta_errors_are_clear(tmp_path, level_files, capsys):

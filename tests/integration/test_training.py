@@ -50,6 +50,8 @@ def test_training_lowers_validation_error_and_writes_outputs(tmp_path, data_file
     potential = load_potential(out / "model.ckpt")
     assert potential.species == [1, 6, 7, 8] and potential.levels == ["synthetic/morse"]
     assert potential.cutoff == 4.0
+    assert potential.repulsion is not None  # on by default for new models
+    assert read_checkpoint(out / "model.ckpt")["config"]["model"]["repulsion"] == "zbl"
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, data_file, monkeypatch):

@@ -16,6 +16,7 @@ import metamlip
 from metamlip.atomic import atomic_path
 from metamlip.deploy.files import FORMAT, FORMAT_VERSION, METADATA_FILE
 from metamlip.deploy.model import ExportedModel
+from metamlip.deploy.pairs import MIN_PAIR_DISTANCE
 from metamlip.nn.pairsums import envsum
 from metamlip.nn.potential import Potential
 from metamlip.ops import _library
@@ -83,12 +84,16 @@ def export_module(
     hipnn = copy.deepcopy(potential.hipnn).to(device="cpu", dtype=torch_dtype).eval()
     hipnn.set_implementation(implementation)
     hipnn.requires_grad_(False)
+    repulsion = copy.deepcopy(potential.repulsion)
+    if repulsion is not None:
+        repulsion = repulsion.to(device="cpu", dtype=torch_dtype)
     model = ExportedModel(
         hipnn,
         potential.species,
         potential.self_energies[index].cpu(),
         float(potential.energy_scale),
         int(potential.head_of_level[index]),
+        repulsion,
     )
     # Frozen: parameters become constants, which makes energy + forces ~30% faster.
     scripted = torch.jit.freeze(torch.jit.script(model.eval()), preserved_attrs=["stage"], optimize_numerics=False)
@@ -118,6 +123,8 @@ def export_module(
         },
         "energy_scale": float(potential.energy_scale),
         "architecture": dict(getattr(potential, "architecture", {})),
+        "repulsion": repulsion.describe(potential.species) if repulsion is not None else {"kind": "none"},
+        "min_pair_distance": MIN_PAIR_DISTANCE,
         "interface": INTERFACE,
     }
     return scripted, metadata
