@@ -122,7 +122,8 @@ def finetune(config: Config, dataset: Dataset, potential: Potential, out_dir: Pa
 def finetune_init(config: Config, dataset: Dataset, out_dir: Path, comm, resume: bool, compare_scratch: bool) -> dict[str, Any]:
     """Fine-tune config.init on the target level, with the split chosen by N where the user set
     none (metamlip.train.finetune_split); with compare_scratch, then train the same architecture
-    from scratch with the same split and settings into OUT/scratch."""
+    from scratch with the same split into OUT/scratch (each start trains with its own protocol:
+    metamlip.train.run.training_settings)."""
     config.init = pretrained.canonical_spec(config.init)  # the run records the model an alias meant
     potential = strategies.load_init(config.init)
     level = _target_config(dataset, config).level
@@ -136,7 +137,7 @@ def finetune_init(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     metrics = finetune(config, dataset, potential, out_dir, comm, resume)
     if not compare_scratch:
         return metrics
-    scratch = config.model_copy(deep=True)  # same split, settings and (after finetune) architecture
+    scratch = config.model_copy(deep=True)  # same split, keys and (after finetune) architecture
     scratch.init, scratch.strategy, scratch.out = None, "scratch", str(out_dir / SCRATCH_DIR)
     scratch_dir = out_dir / SCRATCH_DIR
     if comm.is_main:
