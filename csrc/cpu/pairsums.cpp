@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "metamlip/groups.h"
+#include "metamlip/isa.h"
 #include "metamlip/memory.h"
 #include "metamlip/ops.h"
 #include "metamlip/parallel.h"
@@ -322,38 +323,12 @@ struct Kernels {
     return {&envsum_##NAME<T>, &sensesum_##NAME<T>, &pair_features_##NAME<T>};                    \
   }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define METAMLIP_X86 1
-METAMLIP_DEFINE_KERNELS(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))),
-                        64, 4, 4, 4, 2, 4, 4)
-METAMLIP_DEFINE_KERNELS(avx2, __attribute__((target("avx2,fma"))), 32, 2, 4, 4, 2, 2, 4)
+#ifdef METAMLIP_X86
+METAMLIP_DEFINE_KERNELS(avx512, METAMLIP_TARGET_AVX512, 64, 4, 4, 4, 2, 4, 4)
+METAMLIP_DEFINE_KERNELS(avx2, METAMLIP_TARGET_AVX2, 32, 2, 4, 4, 2, 2, 4)
 #endif
 METAMLIP_DEFINE_KERNELS(baseline, , 16, 2, 4, 4, 2, 2, 4)
 #undef METAMLIP_DEFINE_KERNELS
-
-enum class Isa { baseline, avx2, avx512 };
-
-Isa detect_isa() {
-  Isa best = Isa::baseline;
-#ifdef METAMLIP_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-    best = Isa::avx512;
-#endif
-  const char* forced = std::getenv("METAMLIP_CPU_ISA");
-  if (forced != nullptr) {
-    const std::string name(forced);
-    Isa wanted = name == "avx512" ? Isa::avx512 : name == "avx2" ? Isa::avx2 : Isa::baseline;
-    TORCH_CHECK(name == "baseline" || name == "avx2" || name == "avx512",
-                "METAMLIP_CPU_ISA must be baseline, avx2 or avx512, got ", name);
-    TORCH_CHECK(int(wanted) <= int(best), "METAMLIP_CPU_ISA=", name,
-                " is not supported by this CPU");
-    return wanted;
-  }
-  return best;
-}
 
 template <typename T>
 const Kernels<T>& kernels() {

@@ -19,29 +19,25 @@
 #include <vector>
 
 #include "metamlip/groups.h"
+#include "metamlip/isa.h"
 #include "metamlip/memory.h"
 #include "metamlip/ops.h"
 #include "metamlip/parallel.h"
 
-// One copy of each kernel per x86-64 level, chosen by the loader at run time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define METAMLIP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define METAMLIP_CLONES
-#endif
-
 namespace metamlip {
 namespace {
 
+#define METAMLIP_INLINE inline __attribute__((always_inline))
+
 /// y[o] += a * x[o], o < n.
 template <typename T>
-inline void axpy(T* __restrict y, T a, const T* __restrict x, int64_t n) {
+METAMLIP_INLINE void axpy(T* __restrict y, T a, const T* __restrict x, int64_t n) {
 #pragma omp simd
   for (int64_t o = 0; o < n; ++o) y[o] += a * x[o];
 }
 
 template <typename T>
-inline T dot(const T* __restrict x, const T* __restrict y, int64_t n) {
+METAMLIP_INLINE T dot(const T* __restrict x, const T* __restrict y, int64_t n) {
   T acc = 0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t o = 0; o < n; ++o) acc += x[o] * y[o];
@@ -50,7 +46,7 @@ inline T dot(const T* __restrict x, const T* __restrict y, int64_t n) {
 
 /// m[o] = sum_v s[v] V[v, o] (m has O entries; zero sensitivities skipped).
 template <typename T>
-inline void pair_values(T* m, const T* s, const T* V, int64_t S, int64_t O) {
+METAMLIP_INLINE void pair_values(T* m, const T* s, const T* V, int64_t S, int64_t O) {
   std::fill(m, m + O, T(0));
   for (int64_t v = 0; v < S; ++v)
     if (s[v] != T(0)) axpy(m, s[v], V + v * O, O);
@@ -58,7 +54,7 @@ inline void pair_values(T* m, const T* s, const T* V, int64_t S, int64_t O) {
 
 /// g[o] = sum_c t[c] G[c, o].
 template <typename T>
-inline void pair_grad(T* g, const T* t, const T* G, int64_t C, int64_t O) {
+METAMLIP_INLINE void pair_grad(T* g, const T* t, const T* G, int64_t C, int64_t O) {
   std::fill(g, g + O, T(0));
   for (int64_t c = 0; c < C; ++c) axpy(g, t[c], G + c * O, O);
 }
@@ -68,7 +64,7 @@ struct Sizes {
 };
 
 template <typename T>
-void tensorsum_atoms(T* out, const T* s, const T* t, const T* V, const int64_t* second,
+METAMLIP_INLINE void tensorsum_atoms(T* out, const T* s, const T* t, const T* V, const int64_t* second,
                      const Groups& g, int64_t a0, int64_t a1, Sizes n) {
   std::vector<T> m(n.O);
   for (int64_t a = a0; a < a1; ++a) {
@@ -83,7 +79,7 @@ void tensorsum_atoms(T* out, const T* s, const T* t, const T* V, const int64_t* 
 }
 
 template <typename T>
-void sense_pairs(T* out, const T* G, const T* t, const T* V, const int64_t* first,
+METAMLIP_INLINE void sense_pairs(T* out, const T* G, const T* t, const T* V, const int64_t* first,
                  const int64_t* second, int64_t p0, int64_t p1, Sizes n) {
   std::vector<T> g(n.O);
   for (int64_t p = p0; p < p1; ++p) {
@@ -94,7 +90,7 @@ void sense_pairs(T* out, const T* G, const T* t, const T* V, const int64_t* firs
 }
 
 template <typename T>
-void basis_pairs(T* out, const T* G, const T* s, const T* V, const int64_t* first,
+METAMLIP_INLINE void basis_pairs(T* out, const T* G, const T* s, const T* V, const int64_t* first,
                  const int64_t* second, int64_t p0, int64_t p1, Sizes n) {
   std::vector<T> m(n.O);
   for (int64_t p = p0; p < p1; ++p) {
@@ -105,7 +101,7 @@ void basis_pairs(T* out, const T* G, const T* s, const T* V, const int64_t* firs
 }
 
 template <typename T>
-void values_atoms(T* out, const T* G, const T* s, const T* t, const int64_t* first,
+METAMLIP_INLINE void values_atoms(T* out, const T* G, const T* s, const T* t, const int64_t* first,
                   const Groups& g, int64_t a0, int64_t a1, Sizes n) {
   std::vector<T> grad(n.O);
   for (int64_t a = a0; a < a1; ++a) {
@@ -121,31 +117,65 @@ void values_atoms(T* out, const T* G, const T* s, const T* t, const int64_t* fir
   }
 }
 
-// Non-template entry points, each compiled once per x86-64 level.
-#define METAMLIP_TENSOR_KERNELS(T)                                                               \
-  METAMLIP_CLONES void tensorsum_kernel(T* out, const T* s, const T* t, const T* V,              \
-                                        const int64_t* second, const Groups& g, int64_t a0,      \
-                                        int64_t a1, Sizes n) {                                   \
-    tensorsum_atoms(out, s, t, V, second, g, a0, a1, n);                                         \
-  }                                                                                              \
-  METAMLIP_CLONES void sense_kernel(T* out, const T* G, const T* t, const T* V,                  \
-                                    const int64_t* first, const int64_t* second, int64_t p0,     \
-                                    int64_t p1, Sizes n) {                                       \
-    sense_pairs(out, G, t, V, first, second, p0, p1, n);                                         \
-  }                                                                                              \
-  METAMLIP_CLONES void basis_kernel(T* out, const T* G, const T* s, const T* V,                  \
-                                    const int64_t* first, const int64_t* second, int64_t p0,     \
-                                    int64_t p1, Sizes n) {                                       \
-    basis_pairs(out, G, s, V, first, second, p0, p1, n);                                         \
-  }                                                                                              \
-  METAMLIP_CLONES void values_kernel(T* out, const T* G, const T* s, const T* t,                 \
-                                     const int64_t* first, const Groups& g, int64_t a0,          \
-                                     int64_t a1, Sizes n) {                                      \
-    values_atoms(out, G, s, t, first, g, a0, a1, n);                                             \
+// Entry points compiled once per instruction set (metamlip/isa.h), chosen at run time.
+template <typename T>
+struct TensorKernels {
+  void (*tensorsum)(T*, const T*, const T*, const T*, const int64_t*, const Groups&, int64_t, int64_t, Sizes);
+  void (*sense)(T*, const T*, const T*, const T*, const int64_t*, const int64_t*, int64_t, int64_t, Sizes);
+  void (*basis)(T*, const T*, const T*, const T*, const int64_t*, const int64_t*, int64_t, int64_t, Sizes);
+  void (*values)(T*, const T*, const T*, const T*, const int64_t*, const Groups&, int64_t, int64_t, Sizes);
+};
+
+#define METAMLIP_TENSOR_KERNELS(NAME, ATTRIBUTES)                                                      \
+  template <typename T>                                                                              \
+  ATTRIBUTES void tensorsum_##NAME(T* out, const T* s, const T* t, const T* V, const int64_t* second, \
+                                   const Groups& g, int64_t a0, int64_t a1, Sizes n) {               \
+    tensorsum_atoms(out, s, t, V, second, g, a0, a1, n);                                             \
+  }                                                                                                  \
+  template <typename T>                                                                              \
+  ATTRIBUTES void sense_##NAME(T* out, const T* G, const T* t, const T* V, const int64_t* first,     \
+                               const int64_t* second, int64_t p0, int64_t p1, Sizes n) {             \
+    sense_pairs(out, G, t, V, first, second, p0, p1, n);                                             \
+  }                                                                                                  \
+  template <typename T>                                                                              \
+  ATTRIBUTES void basis_##NAME(T* out, const T* G, const T* s, const T* V, const int64_t* first,     \
+                               const int64_t* second, int64_t p0, int64_t p1, Sizes n) {             \
+    basis_pairs(out, G, s, V, first, second, p0, p1, n);                                             \
+  }                                                                                                  \
+  template <typename T>                                                                              \
+  ATTRIBUTES void values_##NAME(T* out, const T* G, const T* s, const T* t, const int64_t* first,    \
+                                const Groups& g, int64_t a0, int64_t a1, Sizes n) {                  \
+    values_atoms(out, G, s, t, first, g, a0, a1, n);                                                 \
+  }                                                                                                  \
+  template <typename T>                                                                              \
+  TensorKernels<T> tensor_kernels_##NAME() {                                                         \
+    return {&tensorsum_##NAME<T>, &sense_##NAME<T>, &basis_##NAME<T>, &values_##NAME<T>};            \
   }
-METAMLIP_TENSOR_KERNELS(float)
-METAMLIP_TENSOR_KERNELS(double)
+
+#ifdef METAMLIP_X86
+METAMLIP_TENSOR_KERNELS(avx512, METAMLIP_TARGET_AVX512)
+METAMLIP_TENSOR_KERNELS(avx2, METAMLIP_TARGET_AVX2)
+#endif
+METAMLIP_TENSOR_KERNELS(baseline, )
 #undef METAMLIP_TENSOR_KERNELS
+#undef METAMLIP_INLINE
+
+template <typename T>
+const TensorKernels<T>& tensor_kernels() {
+  static const TensorKernels<T> chosen = [] {
+    switch (detect_isa()) {
+#ifdef METAMLIP_X86
+      case Isa::avx512:
+        return tensor_kernels_avx512<T>();
+      case Isa::avx2:
+        return tensor_kernels_avx2<T>();
+#endif
+      default:
+        return tensor_kernels_baseline<T>();
+    }
+  }();
+  return chosen;
+}
 
 /// Pair blocks [k * size, (k + 1) * size) of about equal work, independent of the thread count.
 int64_t pair_block(int64_t P) { return chunk_size(P, 256, 1024); }
@@ -185,7 +215,7 @@ torch::Tensor tensorsum_cpu(const torch::Tensor& sense, const torch::Tensor& bas
   const auto chunks = atom_chunks(g, N);
   AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), what, [&] {
     parallel_items(int64_t(chunks.size()) - 1, [&](int64_t c) {
-      tensorsum_kernel(out.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
+      tensor_kernels<scalar_t>().tensorsum(out.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
                        V.data_ptr<scalar_t>(), j.data_ptr<int64_t>(), g, chunks[c], chunks[c + 1], n);
     });
   });
@@ -213,7 +243,7 @@ torch::Tensor tensorsum_sense_cpu(const torch::Tensor& grad, const torch::Tensor
   const int64_t block = pair_block(P);
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
     parallel_items((P + block - 1) / block, [&](int64_t q) {
-      sense_kernel(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
+      tensor_kernels<scalar_t>().sense(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
                    V.data_ptr<scalar_t>(), i.data_ptr<int64_t>(), j.data_ptr<int64_t>(), q * block,
                    std::min(P, (q + 1) * block), n);
     });
@@ -242,7 +272,7 @@ torch::Tensor tensorsum_basis_cpu(const torch::Tensor& grad, const torch::Tensor
   const int64_t block = pair_block(P);
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
     parallel_items((P + block - 1) / block, [&](int64_t q) {
-      basis_kernel(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+      tensor_kernels<scalar_t>().basis(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
                    V.data_ptr<scalar_t>(), i.data_ptr<int64_t>(), j.data_ptr<int64_t>(), q * block,
                    std::min(P, (q + 1) * block), n);
     });
@@ -272,7 +302,7 @@ torch::Tensor tensorsum_values_cpu(const torch::Tensor& grad, const torch::Tenso
   const auto chunks = atom_chunks(g, N);
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
     parallel_items(int64_t(chunks.size()) - 1, [&](int64_t c) {
-      values_kernel(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+      tensor_kernels<scalar_t>().values(out.data_ptr<scalar_t>(), G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
                     t.data_ptr<scalar_t>(), i.data_ptr<int64_t>(), g, chunks[c], chunks[c + 1], n);
     });
   });
