@@ -108,6 +108,16 @@ def main() -> int:
             "numbers": {"build_seconds": args.build_seconds},
             "seconds": args.build_seconds,
         }
+    header = [f"# metamlip GPU check, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"]
+
+    def write(final: bool) -> str:
+        """The summary so far (written after every part: a run cut short keeps what it found)."""
+        text = summary_text(results, header + ([] if final else ["# (incomplete: parts still running)"]))
+        for file, content in (("gpu_check_summary.txt", text), ("gpu_check_results.json", json.dumps(results, indent=1) + "\n")):
+            (args.out / (file + ".tmp")).write_text(content)
+            (args.out / (file + ".tmp")).replace(args.out / file)
+        return text
+
     for name, limit in PARTS:
         if args.parts is not None and name not in args.parts:
             continue
@@ -117,13 +127,9 @@ def main() -> int:
             continue
         results[name] = run_part(name, min(limit, left), work)
         print(f"----- {name}: {results[name]['status']} ({results[name]['seconds']:.0f} s)", flush=True)
-    header = [f"# metamlip GPU check, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"]
-    text = summary_text(results, header)
-    (args.out / "gpu_check_summary.txt").write_text(text)
-    (args.out / "gpu_check_results.json").write_text(json.dumps(results, indent=1) + "\n")
-    print("\n" + text, flush=True)
+        write(final=False)
+    print("\n" + write(final=True), flush=True)
     return 1 if any(r["status"] == "FAIL" for r in results.values()) else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

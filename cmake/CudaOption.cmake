@@ -8,6 +8,12 @@
 # Output: METAMLIP_WITH_CUDA (TRUE/FALSE); with TRUE, the CUDA language is enabled with
 # CMAKE_CUDA_ARCHITECTURES from CMAKE_CUDA_ARCHITECTURES, $TORCH_CUDA_ARCH_LIST, the GPUs torch
 # sees at build time, or else sm_90 machine code plus compute_75 PTX (JIT-compiled elsewhere).
+# A build folder configured before this switch existed holds METAMLIP_CUDA as a BOOL, OFF by
+# default: that old default now means AUTO.
+get_property(_cuda_type CACHE METAMLIP_CUDA PROPERTY TYPE)
+if(_cuda_type STREQUAL "BOOL" AND NOT METAMLIP_CUDA)
+  unset(METAMLIP_CUDA CACHE)
+endif()
 set(METAMLIP_CUDA "AUTO" CACHE STRING
     "Build the CUDA kernels: AUTO (torch has CUDA and a matching nvcc is found), ON or OFF; the environment variable METAMLIP_CUDA overrides")
 set_property(CACHE METAMLIP_CUDA PROPERTY STRINGS AUTO ON OFF)
@@ -61,7 +67,13 @@ else()
   list(REMOVE_DUPLICATES _candidates)
   set(_nvcc "")
   set(_seen "")
+  set(_real_seen "")
   foreach(_candidate IN LISTS _candidates)
+    get_filename_component(_real "${_candidate}" REALPATH)
+    if(_real IN_LIST _real_seen)  # the same nvcc through another link
+      continue()
+    endif()
+    list(APPEND _real_seen "${_real}")
     _metamlip_nvcc_version("${_candidate}" _version)
     if(_version STREQUAL "")
       continue()

@@ -51,7 +51,8 @@ DeviceChoice choose_device(DeviceRequest request, const std::string &op_library_
   if (!problem.empty()) {
     if (request == DeviceRequest::kCuda) {
       throw std::runtime_error("pair_style metamlip device cuda: " + problem +
-                               ". Use `device cpu`, or run where a GPU and a CUDA build are present.");
+                               ". Use `device cpu`, or run where a GPU and a CUDA build are "
+                               "present.");
     }
     choice.reason = problem;
     return choice;

@@ -24,7 +24,8 @@ struct DeviceChoice {
 /// "" when the model needs no op library; node_local_rank: this rank's index among the ranks of
 /// its node. Throws std::runtime_error (a one-line reason and what to do) when cuda is asked for
 /// and cannot be used.
-DeviceChoice choose_device(DeviceRequest request, const std::string &op_library_info, int node_local_rank);
+DeviceChoice choose_device(DeviceRequest request, const std::string &op_library_info,
+                           int node_local_rank);
 
 /// "cpu" or "cuda:K".
 std::string device_name(const torch::Device &device);

@@ -103,10 +103,13 @@ ModelMetadata read_metadata(const std::string &path) {
                      "n_interactions >= 1. " + kReexport);
   }
   out.n_features = meta.contains("n_features") ? required<int>(meta, "n_features", path) : 0;
+  out.tensor_order = meta.contains("tensor_order") ? required<int>(meta, "tensor_order", path) : 0;
   out.receptive_field = meta.contains("receptive_field")
                             ? required<double>(meta, "receptive_field", path)
                             : out.n_interactions * out.cutoff;
   out.receptive_field = std::max(out.receptive_field, out.n_interactions * out.cutoff);
+  if (meta.contains("min_pair_distance"))
+    out.min_pair_distance = required<double>(meta, "min_pair_distance", path);
   if (meta.contains("units")) {
     const json &units = meta.at("units");
     const bool ok = units.is_object() && units.value("energy", "") == "eV" &&

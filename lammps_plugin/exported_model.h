@@ -33,7 +33,9 @@ struct ModelMetadata {
   double cutoff = 0.0;                     // Angstrom
   int n_interactions = 0;
   int n_features = 0;                      // width of each block's output features (0: absent)
+  int tensor_order = 0;                    // HIP-NN-TS order; > 0: stage takes pair vectors
   double receptive_field = 0.0;            // Angstrom, n_interactions * cutoff
+  double min_pair_distance = 0.1;          // Angstrom: closer atoms are an error
   std::string level;
   torch::Dtype dtype = torch::kFloat64;
   std::string dtype_name;

@@ -5,6 +5,7 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -58,6 +59,8 @@ void PairMetamlip::allocate() {
 }
 
 void PairMetamlip::settings(int narg, char **arg) {
+  threads_ = 0;  // a repeated pair_style starts from the defaults
+  device_request_ = metamlip::DeviceRequest::kAuto;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "threads") == 0 && iarg + 1 < narg) {
@@ -106,10 +109,11 @@ void PairMetamlip::coeff(int narg, char **arg) {
   metamlip::DeviceChoice device;
   try {
     const std::string op_library = metamlip::load_op_library(metamlip::read_metadata(model_path_));
-    device = metamlip::choose_device(device_request_, op_library,
-                                     device_request_ == metamlip::DeviceRequest::kCpu ? 0 : node_local_rank());
+    const bool cpu = device_request_ == metamlip::DeviceRequest::kCpu;
+    device = metamlip::choose_device(device_request_, op_library, cpu ? 0 : node_local_rank());
     device_ = device.device;
-    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_, device_));
+    model_ = std::make_unique<metamlip::ExportedModel>(
+        metamlip::load_exported_model(model_path_, device_));
   } catch (const std::exception &error_) {
     model_.reset();
     error->all(FLERR, std::string("pair_coeff metamlip: ") + error_.what());
@@ -234,10 +238,30 @@ void PairMetamlip::compute(int eflag, int vflag) {
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
   }
+  check_close_atoms();
   if (comm->nprocs == 1) {
     if (atom->nlocal > 0) compute_whole();
   } else {
     compute_by_blocks();  // every rank takes part in the communication, with atoms or not
+  }
+}
+
+void PairMetamlip::check_close_atoms() {
+  // Overlapping atoms would give the model infinite or NaN forces: stop, naming them (IDs).
+  double **x = atom->x;
+  const double limit = model_->metadata.min_pair_distance;
+  for (int64_t p = 0; p < graph_.n_edges(); ++p) {
+    const int a = graph_.node_atom[graph_.edge_first[p]];
+    const int b = graph_.node_atom[graph_.edge_second[p]];
+    const double *s = &graph_.shifts[3 * p];
+    const double d[3] = {x[b][0] + s[0] - x[a][0], x[b][1] + s[1] - x[a][1], x[b][2] + s[2] - x[a][2]};
+    const double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+    if (!(r >= limit)) {
+      error->one(FLERR,
+                 "pair_style metamlip: atoms {} and {} (atom IDs) are {:.4g} Angstrom apart, "
+                 "closer than {} Angstrom (overlapping atoms: check the structure)",
+                 atom->tag[a], atom->tag[b], r, limit);
+    }
   }
 }
 
@@ -278,7 +302,8 @@ void PairMetamlip::compute_whole() {
   const int nlocal = atom->nlocal;
   const int64_t n_nodes = graph_.n_nodes();
   GraphInputs in = graph_inputs();
-  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
+  torch::Tensor mask =
+      torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
   mask.slice(0, 0, nlocal).fill_(true);
   torch::Tensor atom_energy, position_grad, shift_grad;
   try {
@@ -307,16 +332,20 @@ void PairMetamlip::compute_by_blocks() {
   const int nlocal = atom->nlocal;
   const int n_blocks = model_->metadata.n_interactions;
   GraphInputs in = graph_inputs();
-  // Pair distances once; every block takes them as a leaf, and their gradient goes back to
-  // positions and shifts once, after the last block's backward.
+  // Pair distances (pair vectors for HIP-NN-TS models, which need their directions) once;
+  // every block takes them as a leaf, and their gradient goes back to positions and shifts
+  // once, after the last block's backward.
   const torch::Tensor first = in.edge_index[0], second = in.edge_index[1];
-  const torch::Tensor distances =
-      (in.positions.index_select(0, second) - in.positions.index_select(0, first) + in.shifts).norm(2, {1});
-  const torch::Tensor distance_leaf = distances.detach().requires_grad_(true);
+  const torch::Tensor vectors =
+      in.positions.index_select(0, second) - in.positions.index_select(0, first) + in.shifts;
+  const torch::Tensor geometry =
+      model_->metadata.tensor_order > 0 ? vectors : vectors.norm(2, {1});
+  const torch::Tensor geometry_leaf = geometry.detach().requires_grad_(true);
   // Forward: block k for the local atoms; its input features are a leaf tensor over all
   // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
   std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
-  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+  torch::Tensor atom_energy =
+      torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
   torch::Tensor position_grad, shift_grad;
   try {
     torch::jit::Method stage = model_->module.get_method("stage");
@@ -327,7 +356,7 @@ void PairMetamlip::compute_by_blocks() {
         features = inputs[k];
       }
       if (nlocal == 0) continue;
-      auto result = stage({k, distance_leaf, in.numbers, in.edge_index, features,
+      auto result = stage({k, geometry_leaf, in.numbers, in.edge_index, features,
                            static_cast<int64_t>(nlocal)}).toTuple();
       energies[k] = result->elements()[0].toTensor();
       outputs[k] = result->elements()[1].toTensor();
@@ -335,7 +364,7 @@ void PairMetamlip::compute_by_blocks() {
     }
     // Backward, last block first: dE/d(outputs[k]) is the gradient of block k+1 with respect
     // to the local rows of its input plus what the ranks holding ghost copies send back.
-    torch::Tensor upstream, distance_grad = torch::zeros_like(distance_leaf);
+    torch::Tensor upstream, geometry_grad = torch::zeros_like(geometry_leaf);
     for (int k = n_blocks - 1; k >= 0; --k) {
       torch::Tensor input_grad;
       if (nlocal > 0) {
@@ -345,11 +374,11 @@ void PairMetamlip::compute_by_blocks() {
           roots.push_back(outputs[k]);
           seeds.push_back(upstream);
         }
-        std::vector<torch::Tensor> wrt{distance_leaf};
+        std::vector<torch::Tensor> wrt{geometry_leaf};
         if (k > 0) wrt.push_back(inputs[k]);
         auto grads = torch::autograd::grad(roots, wrt, seeds, /*retain_graph=*/false,
                                            /*create_graph=*/false, /*allow_unused=*/true);
-        if (grads[0].defined()) distance_grad += grads[0];
+        if (grads[0].defined()) geometry_grad += grads[0];
         if (k > 0) input_grad = grads[1].defined() ? grads[1] : torch::zeros_like(inputs[k]);
       }
       if (k > 0) upstream = return_feature_grads(input_grad);
@@ -357,7 +386,7 @@ void PairMetamlip::compute_by_blocks() {
     if (nlocal > 0) {
       std::vector<torch::Tensor> wrt{in.positions};
       if (vflag_either) wrt.push_back(in.shifts);
-      auto grads = torch::autograd::grad({distances}, wrt, {distance_grad}, /*retain_graph=*/false,
+      auto grads = torch::autograd::grad({geometry}, wrt, {geometry_grad}, /*retain_graph=*/false,
                                          /*create_graph=*/false, /*allow_unused=*/true);
       position_grad = grads[0];
       if (vflag_either) shift_grad = grads[1];

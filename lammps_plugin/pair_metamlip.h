@@ -58,6 +58,7 @@ class PairMetamlip : public Pair {
   void set_threads();
   int node_local_rank() const;
   GraphInputs graph_inputs();
+  void check_close_atoms();
   void compute_whole();
   void compute_by_blocks();
   torch::Tensor send_features(const torch::Tensor &own);

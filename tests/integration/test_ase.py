@@ -162,3 +162,16 @@ def test_device_cuda_equals_cpu(model_path) -> None:
     assert abs(cuda[0] - cpu[0]) <= 1e-10 * abs(cpu[0])
     np.testing.assert_allclose(cuda[1], cpu[1], rtol=0, atol=1e-10)
     np.testing.assert_allclose(cuda[2], cpu[2], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_calculator_equals_python_model(tensor_order: int, tmp_path: Path) -> None:
+    """HIP-NN-TS exported and run by the calculator: energy, forces, stress of a triclinic box."""
+    potential = small_potential(seed=8, tensor_order=tensor_order)
+    export_model(potential, tmp_path / "model.pt")
+    atoms = triclinic()
+    atoms.calc = MetaMLIPCalculator(tmp_path / "model.pt")
+    ref = python_results(potential, atoms)
+    assert abs(atoms.get_potential_energy() - ref["energy"][0]) <= 1e-10 * abs(ref["energy"][0])
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(atoms.get_stress(voigt=False), ref["stress"][0], rtol=0, atol=1e-10)

@@ -27,12 +27,12 @@ from deploy_helpers import ethanol_box, exported_energy_forces, python_energy_fo
 from model_helpers import small_potential
 
 
-@pytest.mark.parametrize("implementation", ["cpp", "torch"])
-def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: str) -> None:
-    potential = small_potential(seed=1)
+@pytest.mark.parametrize("implementation,tensor_order", [("cpp", 0), ("torch", 0), ("cpp", 1), ("cpp", 2), ("torch", 2)])
+def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: str, tensor_order: int) -> None:
+    potential = small_potential(seed=1, tensor_order=tensor_order)
     path = tmp_path / "model.pt"
     metadata = export_model(potential, path, implementation=implementation)
-    assert metadata["pair_sums"] == implementation
+    assert metadata["pair_sums"] == implementation and metadata["tensor_order"] == tensor_order
     # Frozen: the pair-sum switch is folded, so only the cpp pair sums need the op library.
     assert metadata["op_library"]["required"] is (implementation == "cpp")
     model, _ = load_exported(path)
@@ -45,8 +45,9 @@ def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: 
         np.testing.assert_allclose(f, f_ref, rtol=0, atol=1e-10)
 
 
-def test_float32_export_and_metadata(tmp_path: Path) -> None:
-    potential = small_potential(seed=2)
+@pytest.mark.parametrize("tensor_order", [0, 2])
+def test_float32_export_and_metadata(tmp_path: Path, tensor_order: int) -> None:
+    potential = small_potential(seed=2, tensor_order=tensor_order)
     metadata = export_model(potential, tmp_path / "model32.pt", dtype="float32")
     assert read_metadata(tmp_path / "model32.pt") == metadata
     assert metadata["dtype"] == "float32" and metadata["format_version"] == 1

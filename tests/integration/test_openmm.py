@@ -337,4 +337,16 @@ def test_torchforce_on_the_cuda_platform(potential, model_path) -> None:
     state = context.getState(getEnergy=True, getForces=True)
     energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole) / EV_TO_KJ_PER_MOL
     forces = np.asarray(state.getForces(asNumpy=True)._value) / EV_TO_KJ_PER_MOL / 10.0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_equals_python_model(tensor_order: int, backend: str, tmp_path: Path) -> None:
+    """HIP-NN-TS in OpenMM (CPU platform): the triclinic box."""
+    potential = small_potential(seed=7, tensor_order=tensor_order)
+    path = tmp_path / "model.pt"
+    export_model(potential, path)
+    numbers, positions, cell = systems()["triclinic"]
+    force = create_force(path, numbers.tolist(), periodic=True, backend=backend)
+    energy, forces = openmm_energy_forces(force, numbers, positions, cell, "CPU")
     assert_matches(energy, forces, *python_energy_forces(potential, numbers, positions, cell))

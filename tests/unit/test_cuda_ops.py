@@ -80,12 +80,13 @@ def test_neighbor_list_cuda_float32_and_float64_vectors(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n_pairs", [0, 60, 5000])
-def test_pair_sums_cuda_dtypes_and_empty_pair_lists(dtype, n_pairs):
-    """Values and first derivatives of the three sums in both dtypes, also without pairs."""
+@pytest.mark.parametrize(("n_pairs", "S", "F"), [(0, 20, 64), (60, 20, 64), (5000, 20, 64), (500, 300, 3)])
+def test_pair_sums_cuda_dtypes_and_empty_pair_lists(dtype, n_pairs, S, F):
+    """Values and first derivatives of the three sums in both dtypes, also without pairs and
+    with more sensitivities than fit 32 pairs' rows in envsum's shared memory."""
     tolerance = 1e-5 if dtype == torch.float32 else 1e-10
     generator = torch.Generator().manual_seed(n_pairs)
-    n_atoms, S, F = 50, 20, 64
+    n_atoms = 50
     first = torch.randint(0, n_atoms, (n_pairs,), generator=generator)
     second = torch.randint(0, n_atoms, (n_pairs,), generator=generator)
     leaves = [torch.randn(*shape, generator=generator, dtype=dtype) for shape in ((n_pairs, S), (n_atoms, F), (n_atoms, S, F))]
@@ -99,7 +100,11 @@ def test_pair_sums_cuda_dtypes_and_empty_pair_lists(dtype, n_pairs):
             results.append([out, *torch.autograd.grad((out * weights).sum(), args)])
         for cpu, gpu in zip(*results):
             assert gpu.is_cuda and gpu.shape == cpu.shape and gpu.dtype == dtype
-            torch.testing.assert_close(gpu.detach().cpu(), cpu.detach(), rtol=tolerance, atol=tolerance, msg=op)
+            # float32 atomics add in another order than the CPU loop: absolute tolerance on the scale of the result
+            scale = max(1.0, float(cpu.detach().abs().max())) if cpu.numel() else 1.0
+            torch.testing.assert_close(
+                gpu.detach().cpu(), cpu.detach(), rtol=tolerance, atol=tolerance * scale, msg=lambda m: f"{op}: {m}"
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

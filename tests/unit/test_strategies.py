@@ -15,7 +15,7 @@ from metamlip.meta import strategies
 from metamlip.meta.tasks import SourceTask, balanced_order, geometry_key, split_sources, split_target
 from metamlip.nn.build import build_potential
 from metamlip.train.checkpoint import save_checkpoint
-from metamlip.train.config import Config, DataConfig, FinetuneConfig, ModelConfig, TrainingConfig
+from metamlip.train.config import Config, DataConfig, FinetuneConfig, ModelConfig, PretrainConfig
 from metamlip.train.metrics import error_metrics, predict
 
 NAMES = ("CH3CH2OH", "H3CNH2", "HCOOH", "CH3CONH2")
@@ -82,7 +82,7 @@ def test_levels_thousands_of_eV_apart_train_stably_together(tmp_path):
     config = Config(
         strategy="joint",
         model=ModelConfig(**ARCHITECTURE),
-        pretrain=TrainingConfig(batch_size=8, learning_rate=3e-3, max_epochs=8, progress=False),
+        pretrain=PretrainConfig(batch_size=8, learning_rate=3e-3, max_epochs=8, progress=False),
     )
     sources = {
         level: SourceTask(level, data.subset(range(32)), data.subset(range(32, 40)))

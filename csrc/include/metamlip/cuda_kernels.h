@@ -117,5 +117,35 @@ cudaError_t sensitivity_backward(cudaStream_t stream, int64_t P, int64_t S, cons
                                  const double* sense, const double* distances, const double* mu,
                                  const double* sigma, double cutoff, double* out);
 
+// ---------------------------------------------------------------------------------------------
+// HIP-NN-TS pair sums (csrc/cuda/tensorsums.cu; the same four ops as csrc/cpu/tensorsums.cpp):
+// sense [P, S], basis [P, C], values [N, S, O], grad [N, C, O]; C <= kMaxTensorComponents and
+// O * 4 * sizeof(T) <= 48 kB, else cudaErrorInvalidValue. Grouped as the pair sums above.
+
+constexpr int kMaxTensorComponents = 9;  ///< tensor basis size for tensor order 2
+
+#define METAMLIP_DECLARE_TENSORSUMS(T)                                                                 \
+  /** out [N, C, O] = sum over the pairs p of atom i (grouped by pair_first) of                      \
+      basis[p, c] sum_v sense[p, v] values[pair_second[p], v, o]. */                                   \
+  cudaError_t tensorsum(cudaStream_t stream, int64_t N, int64_t S, int64_t C, int64_t O, const T* sense, \
+                        const T* basis, const T* values, const int64_t* pair_second,                    \
+                        const int64_t* offsets, const int64_t* order, T* out);                          \
+  /** out [N, S, O] = sum over the pairs p with second index j (grouped by pair_second) of             \
+      sense[p, v] sum_c basis[p, c] grad[pair_first[p], c, o]. */                                      \
+  cudaError_t tensorsum_values(cudaStream_t stream, int64_t N, int64_t S, int64_t C, int64_t O,        \
+                               const T* grad, const T* sense, const T* basis, const int64_t* pair_first, \
+                               const int64_t* offsets, const int64_t* order, T* out);                   \
+  /** out [P, S] = sum_{c, o} grad[pair_first[p], c, o] basis[p, c] values[pair_second[p], v, o]. */   \
+  cudaError_t tensorsum_sense(cudaStream_t stream, int64_t P, int64_t S, int64_t C, int64_t O,         \
+                              const T* grad, const T* basis, const T* values, const int64_t* pair_first, \
+                              const int64_t* pair_second, T* out);                                      \
+  /** out [P, C] = sum_{v, o} grad[pair_first[p], c, o] sense[p, v] values[pair_second[p], v, o]. */   \
+  cudaError_t tensorsum_basis(cudaStream_t stream, int64_t P, int64_t S, int64_t C, int64_t O,         \
+                              const T* grad, const T* sense, const T* values, const int64_t* pair_first, \
+                              const int64_t* pair_second, T* out);
+METAMLIP_DECLARE_TENSORSUMS(float)
+METAMLIP_DECLARE_TENSORSUMS(double)
+#undef METAMLIP_DECLARE_TENSORSUMS
+
 }  // namespace cuda
 }  // namespace metamlip

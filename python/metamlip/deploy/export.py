@@ -16,6 +16,7 @@ import metamlip
 from metamlip.atomic import atomic_path
 from metamlip.deploy.files import FORMAT, FORMAT_VERSION, METADATA_FILE
 from metamlip.deploy.model import ExportedModel
+from metamlip.deploy.pairs import MIN_PAIR_DISTANCE
 from metamlip.nn.pairsums import envsum
 from metamlip.nn.potential import Potential
 from metamlip.ops import _library
@@ -26,7 +27,8 @@ INTERFACE = (
     "forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64, "
     "edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> energies [N] float64 (eV); "
     "r_p = positions[j] - positions[i] + edge_shift_vectors[p], (i, j) = edge_index[:, p]; "
-    "full pair list; stage(block, distances [P], atomic_numbers, edge_index, features, n_receivers) "
+    "full pair list; stage(block, distances [P] or pair vectors [P,3] (tensor_order > 0 needs vectors), "
+    "atomic_numbers, edge_index, features, n_receivers) "
     "-> (energies [n_receivers], features [n_receivers, n_features]): one interaction block for "
     "the first n_receivers atoms (engines that split atoms between processes)"
 )
@@ -82,12 +84,16 @@ def export_module(
     hipnn = copy.deepcopy(potential.hipnn).to(device="cpu", dtype=torch_dtype).eval()
     hipnn.set_implementation(implementation)
     hipnn.requires_grad_(False)
+    repulsion = copy.deepcopy(potential.repulsion)
+    if repulsion is not None:
+        repulsion = repulsion.to(device="cpu", dtype=torch_dtype)
     model = ExportedModel(
         hipnn,
         potential.species,
         potential.self_energies[index].cpu(),
         float(potential.energy_scale),
         int(potential.head_of_level[index]),
+        repulsion,
     )
     # Frozen: parameters become constants, which makes energy + forces ~30% faster.
     scripted = torch.jit.freeze(torch.jit.script(model.eval()), preserved_attrs=["stage"], optimize_numerics=False)
@@ -101,6 +107,7 @@ def export_module(
         "cutoff": float(potential.cutoff),
         "n_interactions": int(potential.hipnn.n_interactions),
         "n_features": int(potential.hipnn.blocks[0].head.in_features),
+        "tensor_order": int(potential.hipnn.tensor_order),
         "receptive_field": float(potential.cutoff) * int(potential.hipnn.n_interactions),
         "units": {"energy": "eV", "length": "Angstrom"},
         "level": level,
@@ -116,6 +123,8 @@ def export_module(
         },
         "energy_scale": float(potential.energy_scale),
         "architecture": dict(getattr(potential, "architecture", {})),
+        "repulsion": repulsion.describe(potential.species) if repulsion is not None else {"kind": "none"},
+        "min_pair_distance": MIN_PAIR_DISTANCE,
         "interface": INTERFACE,
     }
     return scripted, metadata

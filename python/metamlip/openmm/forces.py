@@ -21,7 +21,7 @@ from torch import nn
 
 from metamlip.deploy.device import DeviceError, load_on, module_bytes, resolve_device
 from metamlip.deploy.load import ModelSource, load_model
-from metamlip.deploy.pairs import build_pairs
+from metamlip.deploy.pairs import build_pairs, check_pairs
 from metamlip.openmm._openmmtorch import import_openmmtorch, openmmtorch_problem
 
 # 1 eV in kJ/mol (exact SI values of e and N_A); 1 nm = 10 Angstrom.
@@ -42,7 +42,8 @@ class OpenMMModel(nn.Module):
     cannot move its weights: a TorchForce on OpenMM's CUDA platform (openmmtorch passes CUDA
     tensors) runs model_cuda. atomic_numbers: [n_ml] of the ML atoms; atoms: their particle
     indices, or None when every particle passed in is an ML atom; n_inputs: the number of
-    particles passed in.
+    particles passed in; particle_ids: [n_ml] the particle index of each ML atom, named when two
+    atoms overlap (None: same as atoms, or 0..n_ml-1).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class OpenMMModel(nn.Module):
         n_inputs: int,
         model_cuda: Optional[torch.jit.ScriptModule] = None,
         cuda_index: int = 0,
+        particle_ids: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -71,6 +73,8 @@ class OpenMMModel(nn.Module):
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
         self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
         self.register_buffer("atoms", torch.tensor(list(atoms) if atoms is not None else [], dtype=torch.int64))
+        ids = particle_ids if particle_ids is not None else (atoms if atoms is not None else range(len(atomic_numbers)))
+        self.register_buffer("particle_ids", torch.tensor(list(ids), dtype=torch.int64))
         self.register_buffer("energy_mask", torch.ones(len(atomic_numbers), dtype=torch.bool))
         self.register_buffer("pbc", torch.full((3,), periodic, dtype=torch.bool))
 
@@ -103,6 +107,7 @@ class OpenMMModel(nn.Module):
             cell = boxvectors.to(positions.dtype) * self.angstrom_per_nm
             pbc = self.pbc.to(device)
         edge_index, shifts = build_pairs(positions, self.cutoff, cell, pbc)
+        check_pairs(positions, edge_index, shifts, self.particle_ids.to(device))
         numbers = self.atomic_numbers.to(device)
         mask = self.energy_mask.to(device)
         if positions.is_cuda:
@@ -130,7 +135,10 @@ class PythonForceComputation:
         box: Optional[torch.Tensor] = None
         if self.periodic:
             box = _to_tensor(state.getPeriodicBoxVectors(asNumpy=True), self.device)
-        energy = self.module(positions, box)
+        try:
+            energy = self.module(positions, box)
+        except torch.jit.Error as error:  # keep the message, drop the TorchScript traceback
+            raise RuntimeError(str(error).strip().splitlines()[-1].removeprefix("builtins.RuntimeError: ")) from None
         (gradient,) = torch.autograd.grad(energy, positions)
         return float(energy.detach()), -gradient.cpu().numpy()
 
@@ -235,7 +243,9 @@ def create_force(
         model_cuda = None if run_on.type == "cpu" else load_on(module_bytes(scripted), run_on)
         # PythonForce hands the computation only the selected particles.
         module = torch.jit.script(
-            OpenMMModel(scripted, ml_numbers, None, periodic, metadata["cutoff"], len(selected), model_cuda, _index(run_on))
+            OpenMMModel(
+                scripted, ml_numbers, None, periodic, metadata["cutoff"], len(selected), model_cuda, _index(run_on), selected
+            )
         ).to(run_on)
         force = openmm.PythonForce(PythonForceComputation(module, periodic, run_on))
         force.setUsesPeriodicBoundaryConditions(periodic)

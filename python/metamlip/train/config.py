@@ -88,7 +88,12 @@ class ModelConfig(Section):
     cutoff: Positive = 5.0  # Angstrom
     soft_min: Positive = 0.75  # Angstrom
     soft_max: Positive = 4.0  # Angstrom
+    tensor_order: Literal[0, 1, 2] = 0  # 0 = HIP-NN; 1, 2 = HIP-NN-TS (vector, and quadrupole, sensitivities)
     species: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=118)]], BeforeValidator(_list_not_string)] | None = None  # atomic numbers; None = the elements in the data
+    repulsion: Literal["zbl", "none"] = "zbl"  # core repulsion added to the network (nn/repulsion.py)
+    repulsion_inner: Annotated[float, BeforeValidator(_no_bool), Field(ge=0, lt=1)] = 0.5  # inner radius / outer radius (pure ZBL inside the inner radius)
+    repulsion_outer: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, le=1)] = 0.85  # outer radius / shortest distance of the element pair in the training data
+    repulsion_max_outer: Positive = 2.0  # outer radius at most this x the sum of the pair's covalent radii
 
     @model_validator(mode="after")
     def _radii_ordered(self) -> ModelConfig:
@@ -98,13 +103,22 @@ class ModelConfig(Section):
 
 
 class TrainingConfig(Section):
+    """Target-level training. Defaults: the small-data protocol chosen by measurement
+    (README, "Training protocol"): batches of 4, Adam at 1e-2 with 200 warm-up steps and a
+    cosine decay over 6000 steps, EMA of the weights (0.99) for validation and the saved model."""
+
     seed: Int = 0
     dtype: Literal["float32", "float64"] = "float32"
-    batch_size: Count = 16
-    learning_rate: Positive = 1e-3
-    max_epochs: Count = 300
+    batch_size: Count = 4
+    learning_rate: Positive = 1e-2
+    max_epochs: Count | None = None  # None = max_steps decides alone
     epoch_size: Count | None = None  # configurations per epoch; None = the training set (more = several passes)
-    patience: Annotated[int, Field(strict=True, ge=0)] = 30  # epochs without validation improvement before stopping
+    max_steps: Count | None = 6000  # optimiser steps; None = max_epochs decides alone
+    patience: Annotated[int, Field(strict=True, ge=0)] = 30  # epochs without validation improvement before stopping (when patience_steps is null)
+    patience_steps: Count | None = 3000  # optimiser steps without validation improvement before stopping; null = use patience (epochs)
+    schedule: Literal["plateau", "cosine", "constant"] = "cosine"  # learning rate after warm-up (metamlip.train.schedule)
+    warmup_steps: Annotated[int, Field(strict=True, ge=0)] = 200  # linear learning-rate warm-up
+    ema_decay: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, lt=1)] | None = 0.99  # EMA of the weights (validated and saved); None = off
     lr_patience: Annotated[int, Field(strict=True, ge=0)] = 8
     lr_factor: Fraction = 0.5
     min_lr: NonNegative = 1e-5
@@ -124,10 +138,31 @@ class TrainingConfig(Section):
         return value
 
     @model_validator(mode="after")
+    def _some_limit(self) -> TrainingConfig:
+        if self.max_epochs is None and self.max_steps is None:
+            raise ValueError("max_epochs and max_steps are both null: set one of them")
+        return self
+
+    @model_validator(mode="after")
     def _some_weight(self) -> TrainingConfig:
         if self.energy_weight == 0 and self.force_weight == 0:
             raise ValueError("energy_weight and force_weight are both 0: nothing to train")
         return self
+
+
+class PretrainConfig(TrainingConfig):
+    """Pre-training on the source levels (many frames): the protocol the meta-learning results
+    were measured with (README, "Meta-learning"): batches of 16, Adam at 1e-3, reduce on
+    plateau, early stopping after 30 epochs, no EMA."""
+
+    batch_size: Count = 16
+    learning_rate: Positive = 1e-3
+    max_epochs: Count | None = 300
+    max_steps: Count | None = None
+    patience_steps: Count | None = None
+    schedule: Literal["plateau", "cosine", "constant"] = "plateau"
+    warmup_steps: Annotated[int, Field(strict=True, ge=0)] = 0
+    ema_decay: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, lt=1)] | None = None
 
 
 class ReptileConfig(Section):
@@ -152,13 +187,16 @@ class FinetuneConfig(Section):
     self_energies: Literal["residual", "data"] = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
     new_head: bool | None = None  # a new energy head for the target level; None = only for multi-head models
     freeze_body: bool = False  # train only the energy heads
+    learning_rate: Positive | None = 3e-3  # peak learning rate when fine-tuning; null = training.learning_rate
+    max_steps: Count | None = 3000  # optimiser steps when fine-tuning; null = training.max_steps
+    l2sp: NonNegative = 0.0  # L2-SP: pull towards the pre-trained weights, strength * (w - w0) added to the gradient
 
 
 SECTIONS: dict[str, type[Section]] = {
     "data": DataConfig,
     "model": ModelConfig,
     "training": TrainingConfig,
-    "pretrain": TrainingConfig,
+    "pretrain": PretrainConfig,
     "reptile": ReptileConfig,
     "finetune": FinetuneConfig,
 }
@@ -170,7 +208,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    pretrain: TrainingConfig = Field(default_factory=TrainingConfig)
+    pretrain: TrainingConfig = Field(default_factory=PretrainConfig)  # a mapping is read as PretrainConfig
     reptile: ReptileConfig = Field(default_factory=ReptileConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     out: str = "runs/model"
@@ -182,6 +220,12 @@ class Config(Section):
         if isinstance(values, dict):
             values = {k: ({} if k in SECTIONS and v is None else v) for k, v in values.items()}
         return values
+
+    @field_validator("pretrain", mode="before")
+    @classmethod
+    def _pretrain_defaults(cls, value: Any) -> Any:
+        """Keys missing from a `pretrain:` mapping take the pre-training defaults."""
+        return PretrainConfig.model_validate(value) if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _pretrain_device(self) -> Config:

@@ -22,7 +22,7 @@ RESUMABLE_KEYS = frozenset(
     [
         "out",
         "data.files",
-        *(f"{section}.{key}" for section in ("training", "pretrain") for key in ("max_epochs", "patience", "checkpoint_every", "progress", "device")),
+        *(f"{section}.{key}" for section in ("training", "pretrain") for key in ("max_epochs", "patience", "patience_steps", "checkpoint_every", "progress", "device")),
     ]
 )
 

@@ -20,7 +20,9 @@ from metamlip.data.batching import GraphSet
 from metamlip.data.self_energies import energy_scale
 from metamlip.nn.build import build_potential
 from metamlip.nn.potential import Potential
-from metamlip.train.config import Config, ConfigError
+from metamlip.nn.repulsion import repulsion_from_config
+from metamlip.train.config import Config, ConfigError, TrainingConfig
+from metamlip.train.distributed import SINGLE
 from metamlip.train.metrics import error_metrics, predict
 from metamlip.train.plots import loss_curve_plot, parity_plot
 from metamlip.train.trainer import Trainer
@@ -79,6 +81,7 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     if len(val_idx) == 0:
         raise DataError("the validation set is empty: raise data.n_val")
     train = dataset.subset(train_idx)
+    repulsion = repulsion_from_config(config.model, species, train.configurations)
     self_energies = fit_self_energies(train, species)[level]
     torch.manual_seed(config.training.seed)
     potential = build_potential(
@@ -87,20 +90,43 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
         [level],
         torch.from_numpy(self_energies)[None],
         energy_scale(train, species, {level: self_energies}),
+        repulsion=repulsion,
     )
     return train_target(config, potential, train, dataset.subset(val_idx), dataset.subset(test_idx), out_dir, comm, resume)
+
+
+def prepare_potential(potential: Potential, settings: TrainingConfig) -> Potential:
+    """The potential in the training dtype, on the training device, with the chosen pair sums."""
+    potential = potential.to(getattr(torch, settings.dtype)).to(settings.device)
+    potential.hipnn.set_implementation(settings.implementation)
+    return potential
+
+
+def trainer_for(config: Config, potential: Potential, train: GraphSet, val: GraphSet, out_dir: Path, comm=SINGLE) -> Trainer:
+    """The Trainer of a target-level run; fine-tuning (config.init or a pre-training strategy)
+    takes the rate, step budget and L2-SP pull of config.finetune."""
+    finetuning = config.init is not None or config.strategy != "scratch"
+    return Trainer(potential, train, val, training_settings(config, finetuning), out_dir, config.to_dict(), comm, anchor=config.finetune.l2sp if finetuning else 0.0)
+
+
+def training_settings(config: Config, finetuning: bool) -> TrainingConfig:
+    """config.training, with the fine-tuning rate and step budget of config.finetune when fine-tuning."""
+    f = config.finetune
+    if not finetuning:
+        return config.training
+    update = {k: v for k, v in (("learning_rate", f.learning_rate), ("max_steps", f.max_steps)) if v is not None}
+    return config.training.model_copy(update=update)
 
 
 def train_target(
     config: Config, potential: Potential, train: Dataset, val: Dataset, test: Dataset, out_dir: Path, comm, resume: bool
 ) -> dict[str, Any]:
     settings = config.training
-    potential = potential.to(getattr(torch, settings.dtype)).to(settings.device)
-    potential.hipnn.set_implementation(settings.implementation)
+    potential = prepare_potential(potential, settings)
     cutoff, progress = potential.cutoff, settings.progress and comm.is_main
     train_set = GraphSet(train.configurations, cutoff, progress)
     val_set = GraphSet(val.configurations, cutoff, progress)
-    trainer = Trainer(potential, train_set, val_set, settings, out_dir, config.to_dict(), comm)
+    trainer = trainer_for(config, potential, train_set, val_set, out_dir, comm)
     potential = trainer.fit(resume=resume)
     if not comm.is_main:
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import time
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from metamlip.atomic import atomic_path
@@ -20,8 +20,11 @@ from metamlip.nn.potential import Potential
 from metamlip.train.checkpoint import save_checkpoint
 from metamlip.train.config import TrainingConfig
 from metamlip.train.distributed import SINGLE, Comm
+from metamlip.train.anchor import WeightAnchor
+from metamlip.train.ema import WeightAverage
 from metamlip.train.interrupt import Interrupt, TrainingInterrupted
 from metamlip.train.resume import check_resumable, data_fingerprint
+from metamlip.train.schedule import LearningRateSchedule
 from metamlip.train.steps import StepContext, gradient_step, make_optimizer, trainable_parameters, validation_loss
 
 LOG_COLUMNS = ["epoch", "step", "learning_rate", "train_loss", "val_loss", "val_energy_mse", "val_force_mse", "seconds"]
@@ -37,6 +40,7 @@ class TrainState:
     epoch_loss_sum: float = 0.0
     best_val: float = float("inf")
     best_epoch: int = -1
+    best_step: int = 0
     bad_epochs: int = 0
     stopped_early: bool = False
     log: list[dict[str, float]] = field(default_factory=list)
@@ -55,7 +59,9 @@ def epoch_order(n: int, seed: int, epoch: int, size: int | None = None) -> np.nd
 
 
 class Trainer:
-    """Adam + reduce-on-plateau + early stopping on the validation loss.
+    """Adam + learning-rate schedule (metamlip.train.schedule) + optional EMA of the weights
+    (metamlip.train.ema; validation and the saved model use the average) + early stopping on
+    the validation loss, counted in epochs (`patience`) or optimiser steps (`patience_steps`).
 
     Only parameters with requires_grad are trained (fine-tuning may freeze the body). Files in
     out_dir: last.ckpt (full state, every `checkpoint_every` steps and each epoch), model.ckpt
@@ -72,7 +78,9 @@ class Trainer:
         out_dir: str | Path,
         config: dict[str, Any],
         comm: Comm = SINGLE,
+        anchor: float = 0.0,
     ) -> None:
+        """anchor: L2-SP strength towards the starting weights (fine-tuning; metamlip.train.anchor)."""
         self.potential = potential
         self.train_set = train
         self.val_set = val
@@ -85,9 +93,19 @@ class Trainer:
         self.fingerprint = data_fingerprint(train.configs, val.configs)
         self.parameters = trainable_parameters(potential)
         self.optimizer = make_optimizer("adam", self.parameters, settings.learning_rate)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=settings.lr_factor, patience=settings.lr_patience, min_lr=settings.min_lr
+        self.scheduler = LearningRateSchedule(
+            self.optimizer,
+            settings.learning_rate,
+            settings.schedule,
+            settings.warmup_steps,
+            settings.lr_factor,
+            settings.lr_patience,
+            settings.min_lr,
+            self._total_steps(),
         )
+        self.average = WeightAverage(self.parameters, settings.ema_decay) if settings.ema_decay else None
+        if anchor > 0:
+            WeightAnchor(self.parameters, anchor).attach(self.optimizer)
         self.state = TrainState()
         self.best_model_state = copy.deepcopy(potential.state_dict())
 
@@ -105,6 +123,18 @@ class Trainer:
     def _batches_per_epoch(self) -> int:
         return -(-self._epoch_length() // self.settings.batch_size)
 
+    def _total_steps(self) -> int:
+        """The step budget: max_steps, or max_epochs whole epochs if that is fewer."""
+        s = self.settings
+        limits = [s.max_steps, None if s.max_epochs is None else s.max_epochs * self._batches_per_epoch()]
+        return min(limit for limit in limits if limit is not None)
+
+    def _max_epochs(self) -> int:
+        return self.settings.max_epochs or -(-self._total_steps() // self._batches_per_epoch())
+
+    def _out_of_steps(self) -> bool:
+        return self.settings.max_steps is not None and self.state.global_step >= self.settings.max_steps
+
     def _save_last(self) -> None:
         if not self.comm.is_main:
             return
@@ -112,6 +142,7 @@ class Trainer:
             "trainer": asdict(self.state),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "ema": self.average.state_dict() if self.average else None,
             "best_model_state": self.best_model_state,
         }
         save_checkpoint(self.last_path, self.potential, self.config, training_state, extra={"data": self.fingerprint})
@@ -125,6 +156,8 @@ class Trainer:
         self.potential.load_state_dict(payload["model"]["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.average is not None and state.get("ema") is not None:
+            self.average.load_state_dict(state["ema"])
         self.best_model_state = state["best_model_state"]
         self.state = TrainState(**state["trainer"])
 
@@ -132,10 +165,14 @@ class Trainer:
         return validation_loss(self.context, self.val_set)
 
     def train_step(self, indices: np.ndarray) -> float:
-        return gradient_step(self.context, self.parameters, self.optimizer, self.train_set, indices)
+        self.scheduler.set_step(self.state.global_step + 1)
+        loss = gradient_step(self.context, self.parameters, self.optimizer, self.train_set, indices)
+        if self.average is not None:
+            self.average.update()
+        return loss
 
     def fit(self, resume: bool = False) -> Potential:
-        """Train until max_epochs or early stopping; returns the potential with the best weights."""
+        """Train until max_epochs, max_steps or early stopping; returns the potential with the best weights."""
         s = self.settings
         if self.comm.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,12 +180,12 @@ class Trainer:
             self.restore()
         n_batches = self._batches_per_epoch()
         show = s.progress and self.comm.is_main
-        bar = tqdm(total=s.max_epochs, initial=self.state.epoch, desc="epochs", disable=not show)
+        bar = tqdm(total=self._max_epochs(), initial=self.state.epoch, desc="epochs", disable=not show)
         start_time = time.perf_counter()
         with Interrupt(enabled=not self.comm.active) as interrupt:
-            while not self.state.stopped_early and self.state.epoch < s.max_epochs:
+            while not self.state.stopped_early and self.state.epoch < self._max_epochs():
                 order = epoch_order(len(self.train_set), s.seed, self.state.epoch, s.epoch_size)
-                while self.state.step_in_epoch < n_batches:
+                while self.state.step_in_epoch < n_batches and not self._out_of_steps():
                     k = self.state.step_in_epoch
                     self.state.epoch_loss_sum += self.train_step(order[k * s.batch_size : (k + 1) * s.batch_size])
                     self.state.step_in_epoch += 1
@@ -159,7 +196,7 @@ class Trainer:
                         bar.close()
                         self._save_last()
                         raise TrainingInterrupted(self.last_path)
-                self._end_epoch(n_batches, time.perf_counter() - start_time)
+                self._end_epoch(self.state.step_in_epoch, time.perf_counter() - start_time)
                 bar.update(1)
                 last = self.state.log[-1]
                 bar.set_postfix(train=f"{last['train_loss']:.3g}", val=f"{last['val_loss']:.3g}", lr=f"{last['learning_rate']:.1e}")
@@ -170,31 +207,38 @@ class Trainer:
 
     def _end_epoch(self, n_batches: int, seconds: float) -> None:
         s = self.settings
-        val_loss, parts = self.validation_loss()
+        with self.average.applied() if self.average else contextlib.nullcontext():
+            val_loss, parts = self.validation_loss()
+            improved = val_loss < self.state.best_val
+            if improved:
+                self.best_model_state = copy.deepcopy(self.potential.state_dict())
+                if self.comm.is_main:
+                    save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch, "data": self.fingerprint})
         self.state.log.append(
             {
                 "epoch": self.state.epoch,
                 "step": self.state.global_step,
                 "learning_rate": self.optimizer.param_groups[0]["lr"],
-                "train_loss": self.state.epoch_loss_sum / n_batches,
+                "train_loss": self.state.epoch_loss_sum / max(n_batches, 1),
                 "val_loss": val_loss,
                 "val_energy_mse": parts.get("energy_mse", float("nan")),
                 "val_force_mse": parts.get("force_mse", float("nan")),
                 "seconds": seconds,
             }
         )
-        self.scheduler.step(val_loss)
-        if val_loss < self.state.best_val:
+        self.scheduler.validated(val_loss)
+        if improved:
             self.state.best_val = val_loss
             self.state.best_epoch = self.state.epoch
+            self.state.best_step = self.state.global_step
             self.state.bad_epochs = 0
-            self.best_model_state = copy.deepcopy(self.potential.state_dict())
-            if self.comm.is_main:
-                save_checkpoint(self.best_path, self.potential, self.config, extra={"epoch": self.state.epoch, "data": self.fingerprint})
         else:
             self.state.bad_epochs += 1
-            if self.state.bad_epochs >= s.patience:
-                self.state.stopped_early = True
+            if s.patience_steps is not None:
+                self.state.stopped_early = self.state.global_step - self.state.best_step >= s.patience_steps
+            else:
+                self.state.stopped_early = self.state.bad_epochs >= s.patience
+        self.state.stopped_early = self.state.stopped_early or self._out_of_steps()
         self.state.epoch += 1
         self.state.step_in_epoch = 0
         self.state.epoch_loss_sum = 0.0
