@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
     parser.add_argument("--no-timing", action="store_true", help="skip the time per call at ~1k atoms")
+    parser.add_argument("--cached-only", action="store_true", help="only collect finished runs into the CSV, PNG and table (train nothing)")
     parser.add_argument("--pretrain-steps", type=int, help="outer steps of the molecule split's pre-training (default: the shipped recipe's; quick 200)")
     args = parser.parse_args(argv)
 
@@ -492,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         if job[3] == "finetune" and job[0].molecule is not None:
             jobs.insert(k, ("pretrain", job[0]))
             break
+    if args.cached_only:
+        done = [job for job in jobs if job[0] != "pretrain" and (work / job[0].name / job[3] / f"n{job[1]}-seed{job[2]}" / "result.json").exists()]
+        print(f"collecting {len(done)} finished runs; not run: {len([j for j in jobs if j[0] != 'pretrain']) - len(done)}")
+        jobs = done
     rows = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
