@@ -9,7 +9,7 @@ INSTALL_STAMP := $(VENV)/.metamlip-installed
 BUILD_INPUTS := pyproject.toml CMakeLists.txt $(shell find csrc cmake lammps_plugin -type f 2>/dev/null)
 PYTEST_FLAGS ?= -q
 
-.PHONY: install demo test test-slow cuda-check clean
+.PHONY: install demo test test-slow cuda-check gpu-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ cuda-check: $(BUILD_DEPS_STAMP)
 	    -isystem "$$torch_dir/include" -isystem "$$torch_dir/include/torch/csrc/api/include" \
 	    -isystem "$$cuda_include" -Icsrc/include "$$f"; \
 	done; echo "cuda-check: all CUDA sources compile"
+
+# The prepared GPU check (bench/gpu_check.sh): builds the op library (with CUDA when torch and
+# nvcc allow) against the torch of $(PYTHON), no venv needed, then compares every op, the model
+# and the engines on the GPU with the CPU and runs the GPU benchmarks. Results in GPU_CHECK_OUT.
+GPU_CHECK_OUT ?= gpu_check_results
+gpu-check:
+	PYTHON=$(PYTHON) bash bench/gpu_check.sh $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf build demo_out

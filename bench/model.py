@@ -70,15 +70,17 @@ def energy_and_forces(energy_of_distances: Callable[[torch.Tensor], torch.Tensor
 def ours(implementation: str, system: dict) -> Call:
     torch.manual_seed(0)
     model = HIPNN(len(SPECIES), n_atom_layers=3, implementation=implementation, **SIZES)
-    model = model.to(system["positions"].dtype).requires_grad_(False)  # inference, as in MD
+    model = model.to(system["positions"]).requires_grad_(False)  # its dtype and device; inference, as in MD
     return energy_and_forces(lambda d: model(system["species"], d, system["i"], system["j"]).sum(), system)
 
 
-def hippynn_model(system: dict) -> Call:
+def hippynn_model(system: dict, kernels: str = "numba") -> Call:
+    """hippynn's HIP-NN with its custom kernels `kernels` ("numba" on CPUs; "auto", "triton",
+    "cupy", ... on GPUs), on the device and in the dtype of the system's positions."""
     import hippynn.custom_kernels
     from hippynn.networks.hipnn import Hipnn
 
-    hippynn.custom_kernels.set_custom_kernels("numba")
+    hippynn.custom_kernels.set_custom_kernels(kernels)
     torch.manual_seed(0)
     network = Hipnn(
         SIZES["n_features"],
@@ -93,9 +95,9 @@ def hippynn_model(system: dict) -> Call:
     )
     widths = network.feature_sizes
     heads = torch.nn.ModuleList(torch.nn.Linear(w, 1) for w in widths)
-    dtype = system["positions"].dtype
-    network, heads = network.to(dtype).requires_grad_(False), heads.to(dtype).requires_grad_(False)
-    onehot = torch.nn.functional.one_hot(system["species"], len(SPECIES)).to(dtype)
+    like = system["positions"]
+    network, heads = network.to(like).requires_grad_(False), heads.to(like).requires_grad_(False)
+    onehot = torch.nn.functional.one_hot(system["species"], len(SPECIES)).to(like.dtype)
 
     def energy(distances: torch.Tensor) -> torch.Tensor:
         features = network(onehot, system["i"], system["j"], distances)

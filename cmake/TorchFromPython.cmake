@@ -1,11 +1,12 @@
-# Declares the imported target `torch_cpu_libs` for the torch installed in the building Python.
+# Declares the imported target `torch_cpu_libs` for the torch installed in the building Python,
+# and TORCH_PACKAGE_DIR, METAMLIP_TORCH_VERSION, METAMLIP_TORCH_CXX11_ABI, TORCH_CUDA_VERSION.
 #
 # torch's own TorchConfig.cmake is not used: for the CUDA wheels of torch it insists on a CUDA
 # toolkit matching the one torch was built with, which a CPU-only build of metamlip does not need.
 find_package(Python REQUIRED COMPONENTS Interpreter)
 execute_process(
   COMMAND ${Python_EXECUTABLE} -c
-    "import os, torch; print(os.path.dirname(torch.__file__), torch.__version__, int(torch.compiled_with_cxx11_abi()), sep=';', end='')"
+    "import os, torch; print(os.path.dirname(torch.__file__), torch.__version__, int(torch.compiled_with_cxx11_abi()), torch.version.cuda or '', sep=';', end='')"
   OUTPUT_VARIABLE _torch_info RESULT_VARIABLE _torch_status)
 if(NOT _torch_status EQUAL 0)
   message(FATAL_ERROR "metamlip: torch is not importable by ${Python_EXECUTABLE}; install torch==2.9.1 first "
@@ -14,6 +15,12 @@ endif()
 list(GET _torch_info 0 TORCH_PACKAGE_DIR)
 list(GET _torch_info 1 METAMLIP_TORCH_VERSION)
 list(GET _torch_info 2 METAMLIP_TORCH_CXX11_ABI)
+# CUDA version torch was built with ("12.8"), empty for a CPU-only torch.
+list(LENGTH _torch_info _torch_fields)
+set(TORCH_CUDA_VERSION "")
+if(_torch_fields GREATER 3)
+  list(GET _torch_info 3 TORCH_CUDA_VERSION)
+endif()
 message(STATUS "metamlip: torch ${METAMLIP_TORCH_VERSION} at ${TORCH_PACKAGE_DIR}")
 
 add_library(torch_cpu_libs INTERFACE IMPORTED)

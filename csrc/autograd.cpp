@@ -6,8 +6,11 @@
 //   env = envsum(s, z)      ->  ds = sensesum(g, z),   dz = featsum(g, s)
 //   g_s = sensesum(G, z)    ->  dG = envsum(g, z),     dz = featsum(G, g)
 //   h   = featsum(G, s)     ->  dG = envsum(s, g),     ds = sensesum(G, g)
+// and likewise the four HIP-NN-TS ops (tensorsum*) with each other.
 #include <torch/autograd.h>
 #include <torch/library.h>
+
+#include <array>
 
 #include "metamlip/ops.h"
 
@@ -99,6 +102,54 @@ Tensor pair_sum_autograd(const Tensor& a, const Tensor& b, const Tensor& first, 
   return PairSumFunction<Rule>::apply(a, b, first, second);
 }
 
+/// The HIP-NN-TS ops by the slot of T(G, s, t, V) they differentiate (metamlip/ops.h); op k
+/// takes the other three slots, in order.
+constexpr const char* kTensorSumOps[4] = {"metamlip::tensorsum", "metamlip::tensorsum_sense",
+                                          "metamlip::tensorsum_basis", "metamlip::tensorsum_values"};
+using TensorSumFn = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&);
+
+/// dT/d(slot) from the other three slots of `slots` (slots[slot] is not used).
+Tensor tensor_partial(int slot, const std::array<Tensor, 4>& slots, const Tensor& first,
+                      const Tensor& second) {
+  std::array<Tensor, 3> args;
+  for (int k = 0, n = 0; k < 4; ++k)
+    if (k != slot) args[n++] = slots[k];
+  return find_op<TensorSumFn>(kTensorSumOps[slot]).call(args[0], args[1], args[2], first, second);
+}
+
+/// Autograd of the op dT/d(Slot). T is linear in every slot, so the derivative of
+/// <grad, dT/dX> with respect to another slot Y is dT/dY with X replaced by grad: the backward
+/// is written with the same four ops, and derivatives of any order follow.
+template <int Slot>
+class TensorSumFunction : public torch::autograd::Function<TensorSumFunction<Slot>> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const Tensor& c,
+                        const Tensor& first, const Tensor& second) {
+    ctx->save_for_backward({a, b, c, first, second});
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return find_op<TensorSumFn>(kTensorSumOps[Slot]).call(a, b, c, first, second);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    std::array<Tensor, 4> slots;
+    for (int k = 0, n = 0; k < 4; ++k) slots[k] = k == Slot ? grads[0] : saved[n++];
+    variable_list out(5);
+    if (!grads[0].defined()) return out;
+    for (int k = 0, n = 0; k < 4; ++k) {
+      if (k == Slot) continue;
+      if (ctx->needs_input_grad(n)) out[n] = tensor_partial(k, slots, saved[3], saved[4]);
+      ++n;
+    }
+    return out;
+  }
+};
+
+template <int Slot>
+Tensor tensor_sum_autograd(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& first,
+                           const Tensor& second) {
+  return TensorSumFunction<Slot>::apply(a, b, c, first, second);
+}
+
 /// Sensitivities, differentiable once with respect to the distances. Refuses what it cannot do
 /// rather than return wrong numbers: gradients for mu or sigma, and a differentiable backward
 /// (create_graph, as training on forces needs); the Python reference does both.
@@ -177,5 +228,9 @@ TORCH_LIBRARY_IMPL(metamlip, Autograd, m) {
   m.impl("envsum", &metamlip::pair_sum_autograd<metamlip::EnvsumRule>);
   m.impl("sensesum", &metamlip::pair_sum_autograd<metamlip::SensesumRule>);
   m.impl("featsum", &metamlip::pair_sum_autograd<metamlip::FeatsumRule>);
+  m.impl("tensorsum", &metamlip::tensor_sum_autograd<0>);
+  m.impl("tensorsum_sense", &metamlip::tensor_sum_autograd<1>);
+  m.impl("tensorsum_basis", &metamlip::tensor_sum_autograd<2>);
+  m.impl("tensorsum_values", &metamlip::tensor_sum_autograd<3>);
   m.impl("sensitivity", &metamlip::sensitivity_autograd);
 }

@@ -39,6 +39,13 @@ TORCH_LIBRARY(metamlip, m) {
   m.def("envsum(Tensor sense, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
   m.def("sensesum(Tensor env_grad, Tensor features, Tensor pair_first, Tensor pair_second) -> Tensor");
   m.def("featsum(Tensor env_grad, Tensor sense, Tensor pair_first, Tensor pair_second) -> Tensor");
+  // HIP-NN-TS pair sums (metamlip/ops.h): the four partial derivatives of the multilinear form
+  // T(G, s, t, V) = sum_p G[i_p, c, o] t[p, c] s[p, v] V[j_p, v, o] (summed over c, v, o), each
+  // taking the other three; grad G [N, C, O], sense s [P, S], basis t [P, C], values V [N, S, O].
+  m.def("tensorsum(Tensor sense, Tensor basis, Tensor values, Tensor pair_first, Tensor pair_second) -> Tensor");
+  m.def("tensorsum_sense(Tensor grad, Tensor basis, Tensor values, Tensor pair_first, Tensor pair_second) -> Tensor");
+  m.def("tensorsum_basis(Tensor grad, Tensor sense, Tensor values, Tensor pair_first, Tensor pair_second) -> Tensor");
+  m.def("tensorsum_values(Tensor grad, Tensor sense, Tensor basis, Tensor pair_first, Tensor pair_second) -> Tensor");
   // HIP-NN sensitivities s[p, k] of distances [P] (metamlip/ops.h); differentiable once, with
   // respect to the distances only (fixed mu and sigma: exported models).
   m.def("sensitivity(Tensor distances, Tensor mu, Tensor sigma, float cutoff) -> Tensor");
@@ -50,6 +57,10 @@ TORCH_LIBRARY_IMPL(metamlip, CPU, m) {
   m.impl("envsum", &metamlip::envsum_cpu);
   m.impl("sensesum", &metamlip::sensesum_cpu);
   m.impl("featsum", &metamlip::featsum_cpu);
+  m.impl("tensorsum", &metamlip::tensorsum_cpu);
+  m.impl("tensorsum_sense", &metamlip::tensorsum_sense_cpu);
+  m.impl("tensorsum_basis", &metamlip::tensorsum_basis_cpu);
+  m.impl("tensorsum_values", &metamlip::tensorsum_values_cpu);
   m.impl("sensitivity", &metamlip::sensitivity_cpu);
   m.impl("sensitivity_backward", &metamlip::sensitivity_backward_cpu);
 }

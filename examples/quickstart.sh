@@ -19,11 +19,10 @@ train() {  # train OUT_DIR ARGS...: metamlip-train, continuing OUT_DIR's run if 
 echo "== Training HIP-NN on the GFN2-xTB labels"
 train "$OUT" examples/quickstart.yaml
 
-echo "== Fine-tuning the shipped meta-learned model to MP2/cc-pVDZ (a level it never saw) on 50"
-echo "   configurations, against training from scratch on the same 50 (examples/meta/finetune_check.yaml)"
-FINETUNE=(examples/meta/finetune_check.yaml --data examples/data/mp2_cc-pvdz.extxyz.gz --level mp2/cc-pvdz)
-train demo_out/mp2-finetuned "${FINETUNE[@]}" --init pretrained:hipnn-meta-hcno
-train demo_out/mp2-scratch "${FINETUNE[@]}"
+echo "== Fine-tuning the default pre-trained model to MP2/cc-pVDZ (a level it never saw) on 50"
+echo "   configurations, in one command, against training from scratch on the same 50 frames"
+train demo_out/mp2-finetuned --init pretrained:default --data examples/data/mp2_cc-pvdz.extxyz.gz \
+  --level mp2/cc-pvdz --n-train 50 --compare-scratch
 
 echo "== Exporting the trained model for LAMMPS, OpenMM and ASE"
 metamlip-export "$OUT/model.ckpt" -o "$OUT/model.pt" --dtype float64
@@ -36,5 +35,5 @@ echo "== OpenMM: Langevin MD of ethanol in vacuum, NVE of a periodic box (exampl
 python examples/openmm/md.py --model "$OUT/model.pt" --steps 200
 
 echo "== Done. Plots: $OUT/parity.png (test-set parity), $OUT/loss_curve.png,"
-echo "   demo_out/mp2-{finetuned,scratch}/parity.png;"
+echo "   demo_out/mp2-finetuned/{parity,comparison}.png (fine-tuned vs scratch);"
 echo "   model: $OUT/model.pt; MD output: demo_out/lammps.log, demo_out/openmm/"

@@ -43,6 +43,15 @@ std::string read_extra_file(const std::string &path, const std::string &name) {
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     const std::string record = "extra/" + name;
+    // torch.save archives (training checkpoints) have data.pkl but, unlike TorchScript, no
+    // constants.pkl.
+    if (!reader.hasRecord(record) && reader.hasRecord("data.pkl") &&
+        !reader.hasRecord("constants.pkl")) {
+      throw ModelError("model file " + path +
+                       " is a training checkpoint, not an exported model: export it first with "
+                       "`metamlip-export " + path + " -o model.pt` and give model.pt to "
+                       "pair_coeff");
+    }
     if (!reader.hasRecord(record)) {
       throw ModelError("model file " + path + " has no " + name +
                        ": it is a TorchScript file but not one written by metamlip-export. " +
@@ -94,10 +103,13 @@ ModelMetadata read_metadata(const std::string &path) {
                      "n_interactions >= 1. " + kReexport);
   }
   out.n_features = meta.contains("n_features") ? required<int>(meta, "n_features", path) : 0;
+  out.tensor_order = meta.contains("tensor_order") ? required<int>(meta, "tensor_order", path) : 0;
   out.receptive_field = meta.contains("receptive_field")
                             ? required<double>(meta, "receptive_field", path)
                             : out.n_interactions * out.cutoff;
   out.receptive_field = std::max(out.receptive_field, out.n_interactions * out.cutoff);
+  if (meta.contains("min_pair_distance"))
+    out.min_pair_distance = required<double>(meta, "min_pair_distance", path);
   if (meta.contains("units")) {
     const json &units = meta.at("units");
     const bool ok = units.is_object() && units.value("energy", "") == "eV" &&
@@ -148,8 +160,8 @@ std::optional<c10::OperatorHandle> find_op(const std::string &name) {
 
 }  // namespace
 
-void load_op_library(const ModelMetadata &metadata) {
-  if (metadata.op_library_file.empty()) return;
+std::string load_op_library(const ModelMetadata &metadata) {
+  if (metadata.op_library_file.empty()) return "";
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
   const std::string build_info = metadata.op_library_namespace + "::build_info";
@@ -178,14 +190,15 @@ void load_op_library(const ModelMetadata &metadata) {
                      ") than this plugin (torch " + METAMLIP_TORCH_VERSION +
                      "). Rebuild both: `make install`.");
   }
+  return info;
 }
 
-ExportedModel load_exported_model(const std::string &path) {
+ExportedModel load_exported_model(const std::string &path, const torch::Device &device) {
   ExportedModel out;
   out.metadata = read_metadata(path);
   load_op_library(out.metadata);
   try {
-    out.module = torch::jit::load(path, torch::kCPU);
+    out.module = torch::jit::load(path, device);
   } catch (const c10::Error &error) {
     throw ModelError("cannot load the TorchScript model in " + path + ": " +
                      error.what_without_backtrace() + ". " + kReexport);

@@ -33,7 +33,9 @@ struct ModelMetadata {
   double cutoff = 0.0;                     // Angstrom
   int n_interactions = 0;
   int n_features = 0;                      // width of each block's output features (0: absent)
+  int tensor_order = 0;                    // HIP-NN-TS order; > 0: stage takes pair vectors
   double receptive_field = 0.0;            // Angstrom, n_interactions * cutoff
+  double min_pair_distance = 0.1;          // Angstrom: closer atoms are an error
   std::string level;
   torch::Dtype dtype = torch::kFloat64;
   std::string dtype_name;
@@ -49,15 +51,17 @@ constexpr int kSupportedFormatVersion = 1;
 ModelMetadata read_metadata(const std::string &path);
 
 /// Load the op library the model needs (searched as an absolute path, then beside this
-/// plugin), once per process, and check it was built for the torch this plugin uses.
-void load_op_library(const ModelMetadata &metadata);
+/// plugin), once per process, and check it was built for the torch this plugin uses. Returns
+/// its build_info ("torch=...;cxx11_abi=...;cuda=0|1"), "" when the model needs no op library.
+std::string load_op_library(const ModelMetadata &metadata);
 
-/// read_metadata + load_op_library + torch::jit::load, on the CPU, in eval mode.
+/// read_metadata + load_op_library + torch::jit::load onto `device` (parameters, buffers and
+/// the constants of the frozen model), in eval mode.
 struct ExportedModel {
   ModelMetadata metadata;
   torch::jit::Module module;
 };
-ExportedModel load_exported_model(const std::string &path);
+ExportedModel load_exported_model(const std::string &path, const torch::Device &device);
 
 /// Directory holding this plugin's shared library (where the op library is installed too).
 std::string plugin_directory();

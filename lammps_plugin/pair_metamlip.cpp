@@ -1,9 +1,11 @@
 #include "pair_metamlip.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -57,19 +59,41 @@ void PairMetamlip::allocate() {
 }
 
 void PairMetamlip::settings(int narg, char **arg) {
+  threads_ = 0;  // a repeated pair_style starts from the defaults
+  device_request_ = metamlip::DeviceRequest::kAuto;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "threads") == 0 && iarg + 1 < narg) {
       threads_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (threads_ < 1) error->all(FLERR, "pair_style metamlip threads N: N must be >= 1");
       iarg += 2;
+    } else if (strcmp(arg[iarg], "device") == 0 && iarg + 1 < narg) {
+      if (strcmp(arg[iarg + 1], "cuda") == 0) {
+        device_request_ = metamlip::DeviceRequest::kCuda;
+      } else if (strcmp(arg[iarg + 1], "cpu") == 0) {
+        device_request_ = metamlip::DeviceRequest::kCpu;
+      } else {
+        error->all(FLERR, "pair_style metamlip device '{}': use `device cuda` or `device cpu`",
+                   arg[iarg + 1]);
+      }
+      iarg += 2;
     } else {
       error->all(FLERR,
-                 "Illegal pair_style metamlip argument '{}': use `pair_style metamlip` or "
-                 "`pair_style metamlip threads N` (torch threads per MPI rank)",
+                 "Illegal pair_style metamlip argument '{}': use `pair_style metamlip "
+                 "[threads N] [device cuda|cpu]` (torch threads per MPI rank; where the model "
+                 "runs, default cuda when a GPU is visible)",
                  arg[iarg]);
     }
   }
+}
+
+int PairMetamlip::node_local_rank() const {
+  MPI_Comm node;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  int rank = 0;
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
 }
 
 void PairMetamlip::coeff(int narg, char **arg) {
@@ -82,8 +106,14 @@ void PairMetamlip::coeff(int narg, char **arg) {
                ntypes);
   }
   model_path_ = arg[2];
+  metamlip::DeviceChoice device;
   try {
-    model_ = std::make_unique<metamlip::ExportedModel>(metamlip::load_exported_model(model_path_));
+    const std::string op_library = metamlip::load_op_library(metamlip::read_metadata(model_path_));
+    const bool cpu = device_request_ == metamlip::DeviceRequest::kCpu;
+    device = metamlip::choose_device(device_request_, op_library, cpu ? 0 : node_local_rank());
+    device_ = device.device;
+    model_ = std::make_unique<metamlip::ExportedModel>(
+        metamlip::load_exported_model(model_path_, device_));
   } catch (const std::exception &error_) {
     model_.reset();
     error->all(FLERR, std::string("pair_coeff metamlip: ") + error_.what());
@@ -119,6 +149,14 @@ void PairMetamlip::coeff(int narg, char **arg) {
                    "interactions, receptive field {} A, {})\n",
                    model_path_, meta.format_version, meta.level, joined(meta.elements),
                    meta.cutoff, meta.n_interactions, meta.receptive_field, meta.dtype_name);
+    if (device_.is_cuda()) {
+      utils::logmesg(lmp,
+                     "metamlip: device cuda ({}; {} GPU(s) visible per node, each MPI rank takes "
+                     "GPU node-local rank % {}; rank 0: {})\n",
+                     device.reason, device.n_gpus, device.n_gpus, metamlip::device_name(device_));
+    } else {
+      utils::logmesg(lmp, "metamlip: device cpu ({})\n", device.reason);
+    }
   }
 }
 
@@ -191,6 +229,7 @@ double PairMetamlip::init_one(int i, int j) {
 
 void PairMetamlip::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  const c10::DeviceGuard guard(device_);  // this rank's GPU is current for the model's ops
   try {
     // Depth 1 under MPI: ghost atoms only send; their features come from their owners.
     builder_.build(atom->x, atom->tag, atom->nlocal, atom->nlocal + atom->nghost,
@@ -199,10 +238,30 @@ void PairMetamlip::compute(int eflag, int vflag) {
   } catch (const std::exception &error_) {
     error->one(FLERR, std::string("pair_style metamlip: ") + error_.what());
   }
+  check_close_atoms();
   if (comm->nprocs == 1) {
     if (atom->nlocal > 0) compute_whole();
   } else {
     compute_by_blocks();  // every rank takes part in the communication, with atoms or not
+  }
+}
+
+void PairMetamlip::check_close_atoms() {
+  // Overlapping atoms would give the model infinite or NaN forces: stop, naming them (IDs).
+  double **x = atom->x;
+  const double limit = model_->metadata.min_pair_distance;
+  for (int64_t p = 0; p < graph_.n_edges(); ++p) {
+    const int a = graph_.node_atom[graph_.edge_first[p]];
+    const int b = graph_.node_atom[graph_.edge_second[p]];
+    const double *s = &graph_.shifts[3 * p];
+    const double d[3] = {x[b][0] + s[0] - x[a][0], x[b][1] + s[1] - x[a][1], x[b][2] + s[2] - x[a][2]};
+    const double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+    if (!(r >= limit)) {
+      error->one(FLERR,
+                 "pair_style metamlip: atoms {} and {} (atom IDs) are {:.4g} Angstrom apart, "
+                 "closer than {} Angstrom (overlapping atoms: check the structure)",
+                 atom->tag[a], atom->tag[b], r, limit);
+    }
   }
 }
 
@@ -230,9 +289,11 @@ PairMetamlip::GraphInputs PairMetamlip::graph_inputs() {
   std::memcpy(in.edge_index.data_ptr<int64_t>() + n_edges, graph_.edge_second.data(),
               n_edges * sizeof(int64_t));
   const auto dtype = model_->metadata.dtype;
-  in.positions = in.positions.to(dtype).requires_grad_(true);
+  in.positions = in.positions.to(device_, dtype).requires_grad_(true);
+  in.numbers = in.numbers.to(device_);
+  in.edge_index = in.edge_index.to(device_);
   in.shifts = torch::from_blob(graph_.shifts.data(), {n_edges, 3}, f64)
-                  .to(dtype, /*non_blocking=*/false, /*copy=*/true);
+                  .to(device_, dtype, /*non_blocking=*/false, /*copy=*/true);
   if (vflag_either) in.shifts.requires_grad_(true);
   return in;
 }
@@ -241,7 +302,8 @@ void PairMetamlip::compute_whole() {
   const int nlocal = atom->nlocal;
   const int64_t n_nodes = graph_.n_nodes();
   GraphInputs in = graph_inputs();
-  torch::Tensor mask = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool));
+  torch::Tensor mask =
+      torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kBool).device(device_));
   mask.slice(0, 0, nlocal).fill_(true);
   torch::Tensor atom_energy, position_grad, shift_grad;
   try {
@@ -270,16 +332,20 @@ void PairMetamlip::compute_by_blocks() {
   const int nlocal = atom->nlocal;
   const int n_blocks = model_->metadata.n_interactions;
   GraphInputs in = graph_inputs();
-  // Pair distances once; every block takes them as a leaf, and their gradient goes back to
-  // positions and shifts once, after the last block's backward.
+  // Pair distances (pair vectors for HIP-NN-TS models, which need their directions) once;
+  // every block takes them as a leaf, and their gradient goes back to positions and shifts
+  // once, after the last block's backward.
   const torch::Tensor first = in.edge_index[0], second = in.edge_index[1];
-  const torch::Tensor distances =
-      (in.positions.index_select(0, second) - in.positions.index_select(0, first) + in.shifts).norm(2, {1});
-  const torch::Tensor distance_leaf = distances.detach().requires_grad_(true);
+  const torch::Tensor vectors =
+      in.positions.index_select(0, second) - in.positions.index_select(0, first) + in.shifts;
+  const torch::Tensor geometry =
+      model_->metadata.tensor_order > 0 ? vectors : vectors.norm(2, {1});
+  const torch::Tensor geometry_leaf = geometry.detach().requires_grad_(true);
   // Forward: block k for the local atoms; its input features are a leaf tensor over all
   // nodes, the local rows copied from block k-1, the ghost rows received from their owners.
   std::vector<torch::Tensor> inputs(n_blocks), energies(n_blocks), outputs(n_blocks);
-  torch::Tensor atom_energy = torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64));
+  torch::Tensor atom_energy =
+      torch::zeros({nlocal}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
   torch::Tensor position_grad, shift_grad;
   try {
     torch::jit::Method stage = model_->module.get_method("stage");
@@ -290,7 +356,7 @@ void PairMetamlip::compute_by_blocks() {
         features = inputs[k];
       }
       if (nlocal == 0) continue;
-      auto result = stage({k, distance_leaf, in.numbers, in.edge_index, features,
+      auto result = stage({k, geometry_leaf, in.numbers, in.edge_index, features,
                            static_cast<int64_t>(nlocal)}).toTuple();
       energies[k] = result->elements()[0].toTensor();
       outputs[k] = result->elements()[1].toTensor();
@@ -298,7 +364,7 @@ void PairMetamlip::compute_by_blocks() {
     }
     // Backward, last block first: dE/d(outputs[k]) is the gradient of block k+1 with respect
     // to the local rows of its input plus what the ranks holding ghost copies send back.
-    torch::Tensor upstream, distance_grad = torch::zeros_like(distance_leaf);
+    torch::Tensor upstream, geometry_grad = torch::zeros_like(geometry_leaf);
     for (int k = n_blocks - 1; k >= 0; --k) {
       torch::Tensor input_grad;
       if (nlocal > 0) {
@@ -308,11 +374,11 @@ void PairMetamlip::compute_by_blocks() {
           roots.push_back(outputs[k]);
           seeds.push_back(upstream);
         }
-        std::vector<torch::Tensor> wrt{distance_leaf};
+        std::vector<torch::Tensor> wrt{geometry_leaf};
         if (k > 0) wrt.push_back(inputs[k]);
         auto grads = torch::autograd::grad(roots, wrt, seeds, /*retain_graph=*/false,
                                            /*create_graph=*/false, /*allow_unused=*/true);
-        if (grads[0].defined()) distance_grad += grads[0];
+        if (grads[0].defined()) geometry_grad += grads[0];
         if (k > 0) input_grad = grads[1].defined() ? grads[1] : torch::zeros_like(inputs[k]);
       }
       if (k > 0) upstream = return_feature_grads(input_grad);
@@ -320,7 +386,7 @@ void PairMetamlip::compute_by_blocks() {
     if (nlocal > 0) {
       std::vector<torch::Tensor> wrt{in.positions};
       if (vflag_either) wrt.push_back(in.shifts);
-      auto grads = torch::autograd::grad({distances}, wrt, {distance_grad}, /*retain_graph=*/false,
+      auto grads = torch::autograd::grad({geometry}, wrt, {geometry_grad}, /*retain_graph=*/false,
                                          /*create_graph=*/false, /*allow_unused=*/true);
       position_grad = grads[0];
       if (vflag_either) shift_grad = grads[1];
@@ -345,7 +411,7 @@ torch::Tensor PairMetamlip::send_features(const torch::Tensor &own) {
       error->one(FLERR, "pair_style metamlip: the model's block output has shape {}, expected [{}, {}] "
                         "(n_features in the model's metadata)", c10::str(own.sizes()), nlocal, width);
     }
-    const torch::Tensor rows = own.detach().to(torch::kFloat64).contiguous();
+    const torch::Tensor rows = own.detach().to(torch::kCPU, torch::kFloat64).contiguous();
     std::memcpy(feature_rows_, rows.data_ptr<double>(), sizeof(double) * nlocal * width);
   }
   comm->forward_comm(this);
@@ -356,7 +422,7 @@ torch::Tensor PairMetamlip::send_features(const torch::Tensor &own) {
     std::memcpy(out + k * width, feature_rows_ + static_cast<bigint>(graph_.node_atom[k]) * width,
                 sizeof(double) * width);
   }
-  return all.to(model_->metadata.dtype);
+  return all.to(device_, model_->metadata.dtype);
 }
 
 torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
@@ -368,7 +434,7 @@ torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
   std::fill(feature_rows_ + static_cast<bigint>(nlocal) * width,
             feature_rows_ + static_cast<bigint>(nall) * width, 0.0);
   if (nlocal > 0) {
-    const torch::Tensor rows = grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor rows = grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = rows.data_ptr<double>();
     // Local nodes are rows [0, nlocal); a ghost node's gradient goes to its representative atom.
     for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
@@ -379,7 +445,7 @@ torch::Tensor PairMetamlip::return_feature_grads(const torch::Tensor &grad) {
   comm->reverse_comm(this);  // ghost rows are added to their owners' rows
   if (nlocal == 0) return torch::Tensor();
   return torch::from_blob(feature_rows_, {nlocal, width}, torch::TensorOptions().dtype(torch::kFloat64))
-      .to(model_->metadata.dtype, /*non_blocking=*/false, /*copy=*/true);
+      .to(device_, model_->metadata.dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
 int PairMetamlip::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/) {
@@ -417,7 +483,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
   double **x = atom->x;
   double **f = atom->f;
 
-  const torch::Tensor energies = atom_energy.to(torch::kFloat64).contiguous();
+  const torch::Tensor energies = atom_energy.to(torch::kCPU, torch::kFloat64).contiguous();
   const double *e = energies.data_ptr<double>();
   if (eflag_global) {
     double sum = 0.0;
@@ -429,7 +495,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
   }
 
   if (position_grad.defined()) {
-    const torch::Tensor grad = position_grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor grad = position_grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = grad.data_ptr<double>();
     for (int64_t k = 0; k < graph_.n_nodes(); ++k) {
       double *fa = f[graph_.node_atom[k]];
@@ -441,7 +507,7 @@ void PairMetamlip::accumulate(const torch::Tensor &atom_energy, const torch::Ten
 
   if (vflag_either && shift_grad.defined()) {
     // W = sum_atoms x (x) f = -sum_pairs r_p (x) dE/dr_p, with dE/dr_p = dE/d(shift_p).
-    const torch::Tensor grad = shift_grad.to(torch::kFloat64).contiguous();
+    const torch::Tensor grad = shift_grad.to(torch::kCPU, torch::kFloat64).contiguous();
     const double *g = grad.data_ptr<double>();
     for (int64_t p = 0; p < graph_.n_edges(); ++p) {
       const int a = graph_.node_atom[graph_.edge_first[p]];

@@ -1,7 +1,11 @@
 // pair_style metamlip: runs a model exported by `metamlip-export` (a TorchScript file).
 //
-//   pair_style metamlip [threads N]
+//   pair_style metamlip [threads N] [device cuda|cpu]
 //   pair_coeff * * model.pt H C N O      (one element of the model per LAMMPS atom type)
+//
+// device: where the model runs (device.h; default cuda when available, else cpu). On a GPU
+// the graph is built on the host, copied to the device, and energies, forces and the
+// communicated features come back to LAMMPS's host arrays.
 //
 // Needs units metal (or real: energies are converted), newton pair on, atom IDs. On one rank
 // periodic images are folded onto their atoms and the model runs once (see ghost_graph.h).
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "device.h"
 #include "exported_model.h"
 #include "ghost_graph.h"
 #include "pair.h"
@@ -51,7 +56,9 @@ class PairMetamlip : public Pair {
 
   void allocate();
   void set_threads();
+  int node_local_rank() const;
   GraphInputs graph_inputs();
+  void check_close_atoms();
   void compute_whole();
   void compute_by_blocks();
   torch::Tensor send_features(const torch::Tensor &own);
@@ -65,6 +72,8 @@ class PairMetamlip : public Pair {
   metamlip::GhostGraphBuilder builder_;
   metamlip::GhostGraph graph_;
   int threads_ = 0;                 // 0: LAMMPS's OpenMP thread count (comm->nthreads)
+  metamlip::DeviceRequest device_request_ = metamlip::DeviceRequest::kAuto;
+  torch::Device device_ = torch::kCPU;  // where the model and its inputs live
   double energy_factor_ = 1.0;      // eV -> LAMMPS energy unit
   double *feature_rows_ = nullptr;  // [atom->nmax, feature_width_] communication buffer
   int feature_width_ = 0;

@@ -8,12 +8,15 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
+import metamlip.ops  # noqa: F401  (torch.ops.metamlip.build_info)
 from metamlip.deploy import build_pairs
 from metamlip.nn.potential import Potential
 from model_helpers import batch_of, config_of
 
 EV_TO_KJ_PER_MOL = 96.48533212331002
 MOLECULES = ("CH3CH2OH", "CH3CH2NH2", "HCOOH", "H2O")
+# A GPU, and the op library built with CUDA: the engines' device="cuda" paths can run.
+CUDA_READY = torch.cuda.is_available() and "cuda=1" in torch.ops.metamlip.build_info().split(";")
 
 
 def exported_energy_forces(

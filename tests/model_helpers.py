@@ -22,10 +22,13 @@ ARCHITECTURE = {
 }
 
 
-def small_potential(seed: int = 0, dtype: torch.dtype = torch.float64, levels: tuple[str, ...] = ("test",)) -> Potential:
+def small_potential(
+    seed: int = 0, dtype: torch.dtype = torch.float64, levels: tuple[str, ...] = ("test",), tensor_order: int = 0
+) -> Potential:
     torch.manual_seed(seed)
     self_energies = torch.randn(len(levels), len(SPECIES)) * 10
-    potential = build_potential(ARCHITECTURE, SPECIES, list(levels), self_energies, energy_scale=0.7)
+    architecture = dict(ARCHITECTURE, tensor_order=tensor_order)
+    potential = build_potential(architecture, SPECIES, list(levels), self_energies, energy_scale=0.7)
     return potential.to(dtype)
 
 

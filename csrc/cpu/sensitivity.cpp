@@ -17,19 +17,6 @@ namespace {
 
 constexpr double kMaxExponent = 60.0;  // as the reference: exp(-60) ~ 1e-26, and no subnormals
 
-void check_sensitivity(const char* what, const torch::Tensor& distances, const torch::Tensor& mu,
-                       const torch::Tensor& sigma, double cutoff) {
-  TORCH_CHECK(distances.dim() == 1, what, ": distances must have shape [P], got ", distances.sizes());
-  TORCH_CHECK(mu.dim() == 1 && sigma.sizes() == mu.sizes(), what,
-              ": mu and sigma must have the same shape [S], got ", mu.sizes(), " and ", sigma.sizes());
-  TORCH_CHECK(distances.scalar_type() == torch::kFloat32 || distances.scalar_type() == torch::kFloat64, what,
-              ": only float32 and float64 are supported, got ", distances.scalar_type());
-  TORCH_CHECK(mu.scalar_type() == distances.scalar_type() && sigma.scalar_type() == distances.scalar_type(),
-              what, ": dtypes differ (distances ", distances.scalar_type(), ", mu ", mu.scalar_type(),
-              ", sigma ", sigma.scalar_type(), ")");
-  TORCH_CHECK(std::isfinite(cutoff) && cutoff > 0.0, what, ": cutoff must be positive, got ", cutoff);
-}
-
 template <typename T>
 std::vector<T> reciprocals(const T* values, int64_t n) {
   std::vector<T> out(n);
@@ -41,6 +28,38 @@ std::vector<T> reciprocals(const T* values, int64_t n) {
 constexpr int64_t kChunk = 2048;
 
 }  // namespace
+
+void check_sensitivity(const char* what, const torch::Tensor& distances, const torch::Tensor& mu,
+                       const torch::Tensor& sigma, double cutoff) {
+  TORCH_CHECK(distances.dim() == 1, what, ": distances must have shape [P], got ", distances.sizes());
+  TORCH_CHECK(mu.dim() == 1 && sigma.sizes() == mu.sizes(), what,
+              ": mu and sigma must have the same shape [S], got ", mu.sizes(), " and ", sigma.sizes());
+  TORCH_CHECK(distances.scalar_type() == torch::kFloat32 || distances.scalar_type() == torch::kFloat64, what,
+              ": only float32 and float64 are supported, got ", distances.scalar_type());
+  TORCH_CHECK(mu.scalar_type() == distances.scalar_type() && sigma.scalar_type() == distances.scalar_type(),
+              what, ": dtypes differ (distances ", distances.scalar_type(), ", mu ", mu.scalar_type(),
+              ", sigma ", sigma.scalar_type(), ")");
+  TORCH_CHECK(mu.device() == distances.device() && sigma.device() == distances.device(), what,
+              ": all tensors must be on one device, got distances on ", distances.device(), ", mu on ",
+              mu.device(), ", sigma on ", sigma.device());
+  TORCH_CHECK(std::isfinite(cutoff) && cutoff > 0.0, what, ": cutoff must be positive, got ", cutoff);
+}
+
+void check_sensitivity_backward(const torch::Tensor& grad, const torch::Tensor& sense,
+                                const torch::Tensor& distances, const torch::Tensor& mu,
+                                const torch::Tensor& sigma, double cutoff) {
+  check_sensitivity("metamlip::sensitivity_backward", distances, mu, sigma, cutoff);
+  const int64_t P = distances.size(0), S = mu.size(0);
+  for (const auto* t : {&grad, &sense}) {
+    TORCH_CHECK(t->dim() == 2 && t->size(0) == P && t->size(1) == S,
+                "metamlip::sensitivity_backward: grad and sense must have shape [P, S] = [", P, ", ",
+                S, "], got ", t->sizes());
+    TORCH_CHECK(t->scalar_type() == distances.scalar_type(), "metamlip::sensitivity_backward: dtypes differ");
+    TORCH_CHECK(t->device() == distances.device(),
+                "metamlip::sensitivity_backward: all tensors must be on one device, got ", t->device(),
+                " and ", distances.device());
+  }
+}
 
 torch::Tensor sensitivity_cpu(const torch::Tensor& distances, const torch::Tensor& mu,
                               const torch::Tensor& sigma, double cutoff) {
@@ -79,14 +98,8 @@ torch::Tensor sensitivity_cpu(const torch::Tensor& distances, const torch::Tenso
 torch::Tensor sensitivity_backward_cpu(const torch::Tensor& grad, const torch::Tensor& sense,
                                        const torch::Tensor& distances, const torch::Tensor& mu,
                                        const torch::Tensor& sigma, double cutoff) {
-  check_sensitivity("metamlip::sensitivity_backward", distances, mu, sigma, cutoff);
+  check_sensitivity_backward(grad, sense, distances, mu, sigma, cutoff);
   const int64_t P = distances.size(0), S = mu.size(0);
-  for (const auto* t : {&grad, &sense}) {
-    TORCH_CHECK(t->dim() == 2 && t->size(0) == P && t->size(1) == S,
-                "metamlip::sensitivity_backward: grad and sense must have shape [P, S] = [", P, ", ",
-                S, "], got ", t->sizes());
-    TORCH_CHECK(t->scalar_type() == distances.scalar_type(), "metamlip::sensitivity_backward: dtypes differ");
-  }
   auto out = torch::empty({P}, distances.options());
   const auto g = grad.contiguous(), s = sense.contiguous(), r = distances.contiguous(), m = mu.contiguous();
   AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "metamlip::sensitivity_backward", [&] {

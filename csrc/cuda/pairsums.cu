@@ -6,9 +6,12 @@
 // deterministic.
 //
 //   envsum    block per atom i, thread per (s, f): env[i, s, f] = sum_p s[p, s] z[j_p, f];
-//             the pairs' indices and sensitivity rows are staged in shared memory in tiles.
+//             the pairs' indices and sensitivity rows are staged in shared memory in tiles
+//             (up to 32 pairs, fewer when S is large).
 //   sensesum  warp per pair p: lanes stride over f, one warp reduction per sensitivity.
 //   featsum   block per atom j, thread per f: h[j, f] = sum_p sum_s G[i_p, s, f] s[p, s].
+#include <algorithm>
+
 #include "metamlip/cuda_kernels.h"
 
 namespace metamlip {
@@ -17,15 +20,16 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarp = 32;
-constexpr int kPairTile = 32;  ///< pairs staged in shared memory at a time (envsum)
+constexpr int kPairTile = 32;  ///< pairs staged in shared memory at a time (envsum), at most
+constexpr size_t kSharedBytes = 48 * 1024;  ///< shared memory a block may use without opting in
 
 template <typename T>
-__global__ void envsum_kernel(int64_t S, int64_t F, const T* sense, const T* features,
+__global__ void envsum_kernel(int64_t S, int64_t F, int pair_tile, const T* sense, const T* features,
                               const int64_t* pair_second, const int64_t* offsets, const int64_t* order,
                               T* env) {
-  extern __shared__ unsigned char shared_bytes[];
-  T* tile_sense = reinterpret_cast<T*>(shared_bytes);                     // [kPairTile, S]
-  int64_t* tile_second = reinterpret_cast<int64_t*>(tile_sense + kPairTile * S);  // [kPairTile]
+  extern __shared__ int64_t shared_words[];  // 8-byte aligned for both T
+  int64_t* tile_second = shared_words;                                           // [pair_tile]
+  T* tile_sense = reinterpret_cast<T*>(tile_second + pair_tile);                 // [pair_tile, S]
   const int64_t atom = blockIdx.x;
   const int64_t k0 = offsets[atom], k1 = offsets[atom + 1];
   const int64_t outputs = S * F;
@@ -36,8 +40,8 @@ __global__ void envsum_kernel(int64_t S, int64_t F, const T* sense, const T* fea
   for (int64_t sweep = 0; sweep < outputs; sweep += int64_t(kPerThread) * blockDim.x) {
     T acc[kPerThread];
     for (int q = 0; q < kPerThread; ++q) acc[q] = T(0);
-    for (int64_t base = k0; base < k1; base += kPairTile) {
-      const int tile = k1 - base < kPairTile ? int(k1 - base) : kPairTile;
+    for (int64_t base = k0; base < k1; base += pair_tile) {
+      const int tile = k1 - base < pair_tile ? int(k1 - base) : pair_tile;
       __syncthreads();
       for (int r = threadIdx.x; r < tile; r += blockDim.x) {
         const int64_t p = order[base + r];
@@ -105,10 +109,13 @@ cudaError_t launch_envsum(cudaStream_t stream, int64_t N, int64_t S, int64_t F, 
                           const T* features, const int64_t* pair_second, const int64_t* offsets,
                           const int64_t* order, T* env) {
   if (N == 0 || S == 0 || F == 0) return cudaSuccess;
-  const size_t shared = size_t(kPairTile) * (size_t(S) * sizeof(T) + sizeof(int64_t));
-  if (shared > 48 * 1024) return cudaErrorInvalidValue;  // S > ~190: not supported
-  envsum_kernel<T><<<unsigned(N), kThreads, shared, stream>>>(S, F, sense, features, pair_second, offsets,
-                                                              order, env);
+  // As many pairs per tile as fit (up to kPairTile): any S up to ~6000 sensitivities.
+  const size_t row = size_t(S) * sizeof(T) + sizeof(int64_t);
+  const int pair_tile = int(std::min<size_t>(kPairTile, kSharedBytes / row));
+  if (pair_tile < 1) return cudaErrorInvalidValue;
+  const size_t shared = size_t(pair_tile) * row;
+  envsum_kernel<T><<<unsigned(N), kThreads, shared, stream>>>(S, F, pair_tile, sense, features, pair_second,
+                                                              offsets, order, env);
   return cudaGetLastError();
 }
 

@@ -180,7 +180,8 @@ Tensor envsum_cuda(const Tensor& sense, const Tensor& features, const Tensor& pa
   const c10::cuda::CUDAGuard guard(sense.device());
   const int64_t N = features.size(0), S = sense.size(1), F = features.size(1);
   if (pair_first.numel() == 0 || S == 0 || F == 0) return torch::zeros({N, S, F}, features.options());
-  TORCH_CHECK(S <= 128, "metamlip::envsum (CUDA): at most 128 sensitivities are supported, got ", S);
+  TORCH_CHECK(S * int64_t(features.element_size()) + 8 <= 48 * 1024,
+              "metamlip::envsum (CUDA): too many sensitivities for one shared-memory row, got ", S);
   const Tensor s = sense.contiguous(), z = features.contiguous(), j = pair_second.contiguous();
   const auto grouped = group_by(pair_first.contiguous(), N);
   const Tensor &offsets = grouped.first, &order = grouped.second;
@@ -240,6 +241,162 @@ Tensor featsum_cuda(const Tensor& env_grad, const Tensor& sense, const Tensor& p
   return out;
 }
 
+Tensor sensitivity_cuda(const Tensor& distances, const Tensor& mu, const Tensor& sigma, double cutoff) {
+  check_sensitivity("metamlip::sensitivity", distances, mu, sigma, cutoff);
+  check_cuda("metamlip::sensitivity", distances);
+  const c10::cuda::CUDAGuard guard(distances.device());
+  const int64_t P = distances.size(0), S = mu.size(0);
+  Tensor out = torch::empty({P, S}, distances.options());
+  if (P == 0 || S == 0) return out;
+  const Tensor r = distances.contiguous(), m = mu.contiguous(), w = sigma.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "metamlip::sensitivity", [&] {
+    check_launch(cuda::sensitivity(current_stream(), P, S, r.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(),
+                                   w.data_ptr<scalar_t>(), cutoff, out.data_ptr<scalar_t>()),
+                 "metamlip::sensitivity");
+  });
+  return out;
+}
+
+Tensor sensitivity_backward_cuda(const Tensor& grad, const Tensor& sense, const Tensor& distances,
+                                 const Tensor& mu, const Tensor& sigma, double cutoff) {
+  check_sensitivity_backward(grad, sense, distances, mu, sigma, cutoff);
+  check_cuda("metamlip::sensitivity_backward", distances);
+  const c10::cuda::CUDAGuard guard(distances.device());
+  const int64_t P = distances.size(0), S = mu.size(0);
+  Tensor out = torch::empty({P}, distances.options());
+  if (P == 0) return out;
+  const Tensor g = grad.contiguous(), s = sense.contiguous(), r = distances.contiguous();
+  const Tensor m = mu.contiguous(), w = sigma.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "metamlip::sensitivity_backward", [&] {
+    check_launch(cuda::sensitivity_backward(current_stream(), P, S, g.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                            r.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                            cutoff, out.data_ptr<scalar_t>()),
+                 "metamlip::sensitivity_backward");
+  });
+  return out;
+}
+
+/// Shape checks of the four HIP-NN-TS ops (the CPU versions' messages) and the size limits of
+/// the CUDA kernels.
+void check_tensorsum(const char* what, bool ok, const std::string& expected,
+                     std::initializer_list<const Tensor*> tensors, int64_t C, int64_t O) {
+  std::string got;
+  for (const auto* t : tensors) got += (got.empty() ? "" : ", ") + c10::str(t->sizes());
+  TORCH_CHECK(ok, what, ": shapes do not match: ", expected, " expected, got ", got);
+  TORCH_CHECK(C <= cuda::kMaxTensorComponents && O <= 1024, what, " (CUDA): at most ",
+              cuda::kMaxTensorComponents, " tensor components and 1024 features, got ", C, " and ", O);
+}
+
+Tensor tensorsum_cuda(const Tensor& sense, const Tensor& basis, const Tensor& values, const Tensor& pair_first,
+                      const Tensor& pair_second) {
+  constexpr const char* what = "metamlip::tensorsum";
+  const int64_t P = pair_first.numel();
+  check_tensorsum(what,
+                  sense.dim() == 2 && basis.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
+                      basis.size(0) == P && values.size(1) == sense.size(1),
+                  "sense [P, S], basis [P, C], values [N, S, O]", {&sense, &basis, &values}, basis.size(1),
+                  values.size(2));
+  check_pair_sum(what, sense, values, values.size(0), pair_first, pair_second);
+  check_pair_sum(what, basis, values, values.size(0), pair_first, pair_second);
+  check_cuda(what, sense);
+  const c10::cuda::CUDAGuard guard(sense.device());
+  const int64_t N = values.size(0), S = sense.size(1), C = basis.size(1), O = values.size(2);
+  if (P == 0 || S == 0 || C == 0 || O == 0) return torch::zeros({N, C, O}, values.options());
+  const Tensor s = sense.contiguous(), t = basis.contiguous(), V = values.contiguous(), j = pair_second.contiguous();
+  const auto grouped = group_by(pair_first.contiguous(), N);
+  Tensor out = torch::empty({N, C, O}, values.options());
+  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), what, [&] {
+    check_launch(cuda::tensorsum(current_stream(), N, S, C, O, s.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
+                                 V.data_ptr<scalar_t>(), j.data_ptr<int64_t>(), grouped.first.data_ptr<int64_t>(),
+                                 grouped.second.data_ptr<int64_t>(), out.data_ptr<scalar_t>()),
+                 what);
+  });
+  return out;
+}
+
+Tensor tensorsum_sense_cuda(const Tensor& grad, const Tensor& basis, const Tensor& values, const Tensor& pair_first,
+                            const Tensor& pair_second) {
+  constexpr const char* what = "metamlip::tensorsum_sense";
+  const int64_t P = pair_first.numel();
+  check_tensorsum(what,
+                  grad.dim() == 3 && basis.dim() == 2 && values.dim() == 3 && basis.size(0) == P &&
+                      grad.size(0) == values.size(0) && grad.size(1) == basis.size(1) &&
+                      grad.size(2) == values.size(2),
+                  "grad [N, C, O], basis [P, C], values [N, S, O]", {&grad, &basis, &values}, basis.size(1),
+                  values.size(2));
+  check_pair_sum(what, grad, values, values.size(0), pair_first, pair_second);
+  check_pair_sum(what, basis, values, values.size(0), pair_first, pair_second);
+  check_cuda(what, grad);
+  const c10::cuda::CUDAGuard guard(grad.device());
+  const int64_t S = values.size(1), C = basis.size(1), O = values.size(2);
+  if (P == 0 || S == 0 || C == 0 || O == 0) return torch::zeros({P, S}, values.options());
+  const Tensor G = grad.contiguous(), t = basis.contiguous(), V = values.contiguous();
+  const Tensor i = pair_first.contiguous(), j = pair_second.contiguous();
+  Tensor out = torch::empty({P, S}, values.options());
+  AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
+    check_launch(cuda::tensorsum_sense(current_stream(), P, S, C, O, G.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(),
+                                       V.data_ptr<scalar_t>(), i.data_ptr<int64_t>(), j.data_ptr<int64_t>(),
+                                       out.data_ptr<scalar_t>()),
+                 what);
+  });
+  return out;
+}
+
+Tensor tensorsum_basis_cuda(const Tensor& grad, const Tensor& sense, const Tensor& values, const Tensor& pair_first,
+                            const Tensor& pair_second) {
+  constexpr const char* what = "metamlip::tensorsum_basis";
+  const int64_t P = pair_first.numel();
+  check_tensorsum(what,
+                  grad.dim() == 3 && sense.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
+                      grad.size(0) == values.size(0) && sense.size(1) == values.size(1) &&
+                      grad.size(2) == values.size(2),
+                  "grad [N, C, O], sense [P, S], values [N, S, O]", {&grad, &sense, &values}, grad.size(1),
+                  values.size(2));
+  check_pair_sum(what, grad, values, values.size(0), pair_first, pair_second);
+  check_pair_sum(what, sense, values, values.size(0), pair_first, pair_second);
+  check_cuda(what, grad);
+  const c10::cuda::CUDAGuard guard(grad.device());
+  const int64_t S = sense.size(1), C = grad.size(1), O = values.size(2);
+  if (P == 0 || S == 0 || C == 0 || O == 0) return torch::zeros({P, C}, values.options());
+  const Tensor G = grad.contiguous(), s = sense.contiguous(), V = values.contiguous();
+  const Tensor i = pair_first.contiguous(), j = pair_second.contiguous();
+  Tensor out = torch::empty({P, C}, values.options());
+  AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
+    check_launch(cuda::tensorsum_basis(current_stream(), P, S, C, O, G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                       V.data_ptr<scalar_t>(), i.data_ptr<int64_t>(), j.data_ptr<int64_t>(),
+                                       out.data_ptr<scalar_t>()),
+                 what);
+  });
+  return out;
+}
+
+Tensor tensorsum_values_cuda(const Tensor& grad, const Tensor& sense, const Tensor& basis, const Tensor& pair_first,
+                             const Tensor& pair_second) {
+  constexpr const char* what = "metamlip::tensorsum_values";
+  const int64_t P = pair_first.numel();
+  check_tensorsum(what,
+                  grad.dim() == 3 && sense.dim() == 2 && basis.dim() == 2 && sense.size(0) == P &&
+                      basis.size(0) == P && grad.size(1) == basis.size(1),
+                  "grad [N, C, O], sense [P, S], basis [P, C]", {&grad, &sense, &basis}, basis.size(1), grad.size(2));
+  check_pair_sum(what, grad, sense, grad.size(0), pair_first, pair_second);
+  check_pair_sum(what, grad, basis, grad.size(0), pair_first, pair_second);
+  check_cuda(what, grad);
+  const c10::cuda::CUDAGuard guard(grad.device());
+  const int64_t N = grad.size(0), S = sense.size(1), C = basis.size(1), O = grad.size(2);
+  if (P == 0 || S == 0 || C == 0 || O == 0) return torch::zeros({N, S, O}, grad.options());
+  const Tensor G = grad.contiguous(), s = sense.contiguous(), t = basis.contiguous(), i = pair_first.contiguous();
+  const auto grouped = group_by(pair_second.contiguous(), N);
+  Tensor out = torch::empty({N, S, O}, grad.options());
+  AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), what, [&] {
+    check_launch(cuda::tensorsum_values(current_stream(), N, S, C, O, G.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                        t.data_ptr<scalar_t>(), i.data_ptr<int64_t>(),
+                                        grouped.first.data_ptr<int64_t>(), grouped.second.data_ptr<int64_t>(),
+                                        out.data_ptr<scalar_t>()),
+                 what);
+  });
+  return out;
+}
+
 }  // namespace
 }  // namespace metamlip
 
@@ -248,4 +405,10 @@ TORCH_LIBRARY_IMPL(metamlip, CUDA, m) {
   m.impl("envsum", &metamlip::envsum_cuda);
   m.impl("sensesum", &metamlip::sensesum_cuda);
   m.impl("featsum", &metamlip::featsum_cuda);
+  m.impl("sensitivity", &metamlip::sensitivity_cuda);
+  m.impl("sensitivity_backward", &metamlip::sensitivity_backward_cuda);
+  m.impl("tensorsum", &metamlip::tensorsum_cuda);
+  m.impl("tensorsum_sense", &metamlip::tensorsum_sense_cuda);
+  m.impl("tensorsum_basis", &metamlip::tensorsum_basis_cuda);
+  m.impl("tensorsum_values", &metamlip::tensorsum_values_cuda);
 }

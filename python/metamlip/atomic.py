@@ -44,8 +44,9 @@ def is_stale_temporary(name: str) -> bool:
     return bool(match) and "".join(Path(match["target"]).suffixes) == match["suffix"]
 
 
-def clean_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Delete the temporaries that killed writers left in `directory` and below; returns them.
+def clean_stale_temporaries(directory: str | Path, depth: int = 3) -> list[Path]:
+    """Delete the temporaries that killed writers left in `directory` and up to `depth` levels
+    of non-hidden folders below (a run's pretrain/, a learning curve's runs/S/N/); returns them.
 
     Call before work starts in the directory (no writer of this run is active yet).
     """
@@ -53,7 +54,9 @@ def clean_stale_temporaries(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         return []
     removed = []
-    for root, _, names in os.walk(directory):
+    for root, folders, names in os.walk(directory):
+        below = len(Path(root).relative_to(directory).parts)
+        folders[:] = [] if below >= depth else [f for f in folders if not f.startswith(".")]
         for name in names:
             if name.startswith(".") and is_stale_temporary(name):
                 path = Path(root) / name

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from ase import Atoms, units
 from ase.build import molecule
 from ase.calculators.calculator import PropertyNotImplementedError
@@ -14,9 +15,10 @@ from ase.md.verlet import VelocityVerlet
 from ase.md.velocitydistribution import thermalize_momenta
 from ase.optimize import BFGS
 
-from deploy_helpers import ethanol_box, molecular_box
+from deploy_helpers import CUDA_READY, ethanol_box, molecular_box
 from metamlip.ase import MetaMLIPCalculator
 from metamlip.deploy import export_model
+from metamlip.deploy.device import DeviceError
 from metamlip.train.checkpoint import save_checkpoint
 from model_helpers import batch_of, config_of, small_potential
 
@@ -111,3 +113,65 @@ def test_checkpoint_and_unknown_elements(potential, tmp_path: Path) -> None:
     salt.calc = MetaMLIPCalculator(checkpoint)
     with pytest.raises(ValueError, match=r"elements Na, Cl are not supported by this model \(supported: H, C, N, O\)"):
         salt.get_potential_energy()
+
+
+@pytest.mark.parametrize("pbc", [False, True])
+def test_no_atoms(model_path, pbc: bool) -> None:
+    """An empty structure has zero energy, no forces, and zero stress when periodic."""
+    atoms = Atoms(cell=np.eye(3) * 8.0, pbc=pbc)
+    atoms.calc = MetaMLIPCalculator(model_path)
+    assert atoms.get_potential_energy() == 0.0
+    assert atoms.get_forces().shape == (0, 3)
+    assert atoms.calc.get_property("energies").shape == (0,)
+    if pbc:
+        np.testing.assert_array_equal(atoms.get_stress(), np.zeros(6))
+
+
+def test_level_error_names_the_python_argument() -> None:
+    with pytest.raises(ValueError, match="choose one with level=") as error:
+        MetaMLIPCalculator(small_potential(seed=3, levels=("gfn2", "hf")))
+    assert "--level" not in str(error.value)
+
+
+def test_device_cpu_is_the_default(potential, model_path) -> None:
+    atoms = triclinic()
+    results = []
+    for kwargs in ({}, {"device": "cpu"}):
+        atoms.calc = MetaMLIPCalculator(model_path, **kwargs)
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+    with pytest.raises(DeviceError, match=r"device='tpu': not a torch device \(use 'cpu' or 'cuda'\)"):
+        MetaMLIPCalculator(model_path, device="tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: device='cuda' works here")
+def test_device_cuda_without_a_gpu_is_refused(model_path) -> None:
+    with pytest.raises(DeviceError, match=r"device='cuda': (no CUDA GPU is visible|torch .* was built without CUDA)"):
+        MetaMLIPCalculator(model_path, device="cuda")
+
+
+@pytest.mark.skipif(not CUDA_READY, reason="needs a GPU and the op library built with CUDA")
+def test_device_cuda_equals_cpu(model_path) -> None:
+    atoms = triclinic()
+    atoms.calc = MetaMLIPCalculator(model_path, device="cpu")
+    cpu = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    atoms.calc = MetaMLIPCalculator(model_path, device="cuda")
+    cuda = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    assert abs(cuda[0] - cpu[0]) <= 1e-10 * abs(cpu[0])
+    np.testing.assert_allclose(cuda[1], cpu[1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cuda[2], cpu[2], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_calculator_equals_python_model(tensor_order: int, tmp_path: Path) -> None:
+    """HIP-NN-TS exported and run by the calculator: energy, forces, stress of a triclinic box."""
+    potential = small_potential(seed=8, tensor_order=tensor_order)
+    export_model(potential, tmp_path / "model.pt")
+    atoms = triclinic()
+    atoms.calc = MetaMLIPCalculator(tmp_path / "model.pt")
+    ref = python_results(potential, atoms)
+    assert abs(atoms.get_potential_energy() - ref["energy"][0]) <= 1e-10 * abs(ref["energy"][0])
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(atoms.get_stress(voigt=False), ref["stress"][0], rtol=0, atol=1e-10)

@@ -27,12 +27,12 @@ from deploy_helpers import ethanol_box, exported_energy_forces, python_energy_fo
 from model_helpers import small_potential
 
 
-@pytest.mark.parametrize("implementation", ["cpp", "torch"])
-def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: str) -> None:
-    potential = small_potential(seed=1)
+@pytest.mark.parametrize("implementation,tensor_order", [("cpp", 0), ("torch", 0), ("cpp", 1), ("cpp", 2), ("torch", 2)])
+def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: str, tensor_order: int) -> None:
+    potential = small_potential(seed=1, tensor_order=tensor_order)
     path = tmp_path / "model.pt"
     metadata = export_model(potential, path, implementation=implementation)
-    assert metadata["pair_sums"] == implementation
+    assert metadata["pair_sums"] == implementation and metadata["tensor_order"] == tensor_order
     # Frozen: the pair-sum switch is folded, so only the cpp pair sums need the op library.
     assert metadata["op_library"]["required"] is (implementation == "cpp")
     model, _ = load_exported(path)
@@ -45,8 +45,9 @@ def test_exported_model_reproduces_python_model(tmp_path: Path, implementation: 
         np.testing.assert_allclose(f, f_ref, rtol=0, atol=1e-10)
 
 
-def test_float32_export_and_metadata(tmp_path: Path) -> None:
-    potential = small_potential(seed=2)
+@pytest.mark.parametrize("tensor_order", [0, 2])
+def test_float32_export_and_metadata(tmp_path: Path, tensor_order: int) -> None:
+    potential = small_potential(seed=2, tensor_order=tensor_order)
     metadata = export_model(potential, tmp_path / "model32.pt", dtype="float32")
     assert read_metadata(tmp_path / "model32.pt") == metadata
     assert metadata["dtype"] == "float32" and metadata["format_version"] == 1
@@ -194,3 +195,27 @@ def test_not_a_metamlip_file(tmp_path: Path) -> None:
     text.write_text("not a model")
     with pytest.raises(ExportedModelError, match="not a TorchScript archive"):
         load_exported(text)
+
+
+def test_export_a_pretrained_model(tmp_path: Path) -> None:
+    """`metamlip-export pretrained:NAME` exports the shipped checkpoint (as train and eval take it)."""
+    from metamlip.pretrained import available
+
+    name = available()[0]
+    output = tmp_path / "m.pt"
+    several = run_export(f"pretrained:{name}", "-o", str(output))
+    assert several.returncode == 2 and "several levels of theory" in several.stderr and "--level" in several.stderr
+    level = several.stderr.split("(")[1].split(",")[0]
+    done = run_export(f"pretrained:{name}", "-o", str(output), "--level", level)
+    assert done.returncode == 0, done.stderr
+    assert read_metadata(output)["level"] == level
+    unknown = run_export("pretrained:no-such-model", "-o", str(tmp_path / "x.pt"))
+    assert unknown.returncode == 2 and "no pre-trained model named 'no-such-model' (shipped: " in unknown.stderr
+
+
+def test_python_api_level_errors_name_the_argument() -> None:
+    """load_model (behind create_force and MetaMLIPCalculator) says `level=`, not a CLI option."""
+    potential = small_potential(seed=3, levels=("gfn2", "hf"))
+    with pytest.raises(ValueError, match=r"several levels of theory \(gfn2, hf\): choose one with level=") as error:
+        load_model(potential)
+    assert "--level" not in str(error.value)

@@ -49,3 +49,23 @@ def test_ranks_agree(name, potential, model_file, tmp_path):
     assert abs(results[4].energy - ref.energy) <= 1e-8
     np.testing.assert_allclose(results[4].forces, ref.forces, rtol=0, atol=1e-8)
     np.testing.assert_allclose(results[4].virial, ref.virial, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_models_serial_and_two_ranks_match_python(tensor_order, tmp_path):
+    """HIP-NN-TS: the serial run (whole model) and 2 ranks (staged, pair vectors passed to
+    stage) agree with each other and with the Python model."""
+    potential = small_potential(seed=2, tensor_order=tensor_order)
+    model_file = export_model(potential, tmp_path / "model.pt")
+    atoms = STRUCTURES["triclinic-small"]()
+    results = {n: compute_lammps(tmp_path / f"np{n}", model_file, atoms, nprocs=n) for n in (1, 2)}
+    serial, split = results[1], results[2]
+    assert "2 rank(s)" in split.output
+    assert abs(split.energy - serial.energy) <= RELATIVE * abs(serial.energy)
+    np.testing.assert_allclose(split.forces, serial.forces, rtol=0, atol=RELATIVE * np.abs(serial.forces).max())
+    np.testing.assert_allclose(split.virial, serial.virial, rtol=0, atol=RELATIVE * np.abs(serial.virial).max())
+    for result in (serial, split):
+        ref = reference(potential, result, atoms.pbc)
+        assert abs(result.energy - ref.energy) <= 1e-8
+        np.testing.assert_allclose(result.forces, ref.forces, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(result.virial, ref.virial, rtol=0, atol=1e-8)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_helpers import small_potential
+from ase.build import molecule
+
+from metamlip.nn.repulsion import fitted_repulsion
+from model_helpers import SPECIES, config_of, small_potential
 from test_lammps_helpers import export_model, molecular_box, run_lmp, write_structure
 
 SCRIPT = """\
@@ -48,9 +51,13 @@ def energy_drift(workdir, model, atoms, steps: int, timestep: float = 0.0005, np
 
 
 def gentle_model(path):
-    """A random small model scaled down so that 300 K dynamics of unbound molecules stay smooth."""
+    """A random small model scaled down so that 300 K dynamics of unbound molecules stay smooth,
+    with the core repulsion of a new model (a random network alone lets atoms pass through
+    each other, which the engines refuse below 0.1 Angstrom)."""
     potential = small_potential(seed=1)
     potential.energy_scale.fill_(0.05)
+    shapes = [config_of(m.numbers, m.positions) for m in (molecule(n) for n in ("CH3CH2OH", "CH3CH2NH2", "HCOOH"))]
+    potential.repulsion = fitted_repulsion("zbl", SPECIES, shapes, 0.0, 0.85, 2.0).double()  # the softest wall
     return export_model(potential, path)
 
 

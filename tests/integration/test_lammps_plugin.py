@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from metamlip.lammps import plugin_path
+from metamlip.train.checkpoint import save_checkpoint
 from model_helpers import small_potential
 from test_lammps_helpers import (
     ELEMENTS,
@@ -111,6 +112,11 @@ def _corrupt(tmp: Path, model_file: Path) -> Path:
     return _write(tmp / "truncated.pt", bytes(data[: len(data) // 2]))
 
 
+def _checkpoint(path: Path) -> Path:
+    save_checkpoint(path, small_potential(seed=3), config={})
+    return path
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -169,8 +175,16 @@ ERRORS = {
         "pair_style metamlip needs `newton on`",
     ),
     "pair_style keyword": (
-        lambda tmp, model: script(model, pair_args="device cuda"),
-        "Illegal pair_style metamlip argument 'device': use `pair_style metamlip` or `pair_style metamlip threads N`",
+        lambda tmp, model: script(model, pair_args="speed fast"),
+        "Illegal pair_style metamlip argument 'speed': use `pair_style metamlip [threads N] [device cuda|cpu]`",
+    ),
+    "device name": (
+        lambda tmp, model: script(model, pair_args="device gpu"),
+        "pair_style metamlip device 'gpu': use `device cuda` or `device cpu`",
+    ),
+    "training checkpoint": (
+        lambda tmp, model: script(_checkpoint(tmp / "last.ckpt")),
+        "last.ckpt is a training checkpoint, not an exported model: export it first with `metamlip-export",
     ),
 }
 
@@ -201,3 +215,37 @@ def test_mpi_needs_a_model_with_stages(workdir):
     assert proc.returncode != 0
     assert "was exported by an older metamlip and cannot run on several MPI ranks" in proc.stdout
     assert "Export it again with `metamlip-export`, or run on one rank" in proc.stdout
+
+
+def test_device_cpu_gives_the_default_results(model_file, workdir):
+    """`device cpu` (alone and with `threads`) runs the model on the CPU with the same energy as
+    the default on a machine without a GPU."""
+    default = run_lmp(workdir, script(model_file)).stdout
+    cpu = run_lmp(workdir, script(model_file, pair_args="device cpu")).stdout
+    both = run_lmp(workdir, script(model_file, pair_args="threads 2 device cpu"), nprocs=2).stdout
+    assert "metamlip: device cpu (asked for)" in cpu and "metamlip: device cpu (asked for)" in both
+    assert "2 torch thread(s) per MPI rank" in both
+    if not torch.cuda.is_available():
+        assert "metamlip: device cpu (" in default
+        assert energy_of(cpu) == energy_of(default)
+    assert abs(energy_of(both) - energy_of(cpu)) <= 1e-10 * abs(energy_of(cpu))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: device cuda works here")
+def test_device_cuda_without_a_gpu_is_a_lammps_error(model_file, workdir):
+    for nprocs in (1, 2):
+        proc = run_lmp(workdir, script(model_file, pair_args="device cuda"), nprocs=nprocs, check=False)
+        assert proc.returncode != 0
+        assert "ERROR" in proc.stdout and "pair_style metamlip device cuda: " in proc.stdout, proc.stdout[-3000:]
+        assert "Use `device cpu`" in proc.stdout
+        assert "Segmentation fault" not in proc.stdout and "core dumped" not in proc.stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_device_cuda_equals_cpu(model_file, workdir, nprocs):
+    """On a GPU (serial, and the staged MPI path): the energy of `device cuda` is that of `device cpu`."""
+    cpu = run_lmp(workdir, script(model_file, pair_args="device cpu"), nprocs=nprocs).stdout
+    cuda = run_lmp(workdir, script(model_file, pair_args="device cuda"), nprocs=nprocs).stdout
+    assert "metamlip: device cuda (asked for;" in cuda
+    assert abs(energy_of(cuda) - energy_of(cpu)) <= 1e-10 * abs(energy_of(cpu))

@@ -108,6 +108,8 @@ def test_the_shipped_model_fine_tunes_to_a_new_level(tmp_path, level_files):
     shipped = load_potential(pretrained.resolve("pretrained:hipnn-meta-hcno"))
     tuned = load_potential(out / "model.ckpt")
     assert tuned.levels == shipped.levels + ["mp2/cc-pvdz"] and tuned.architecture == shipped.architecture
+    # The shipped model predates the core repulsion: fine-tuning adds one fitted on the new data.
+    assert shipped.repulsion is None and tuned.repulsion is not None
 
 
 def test_meta_errors_are_clear(tmp_path, level_files, capsys):
@@ -119,3 +121,18 @@ def test_meta_errors_are_clear(tmp_path, level_files, capsys):
     assert "source level(s) b3lyp/6-31g* not in the data" in capsys.readouterr().err
     assert main([config, "--data", str(tmp_path / "none*.extxyz"), "--out", str(tmp_path / "c")]) == 2
     assert "no file matches" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["scratch", "transfer", "joint", "multihead", "reptile"])
+def test_every_strategy_trains_a_tensor_model(tmp_path, level_files, strategy):
+    """HIP-NN-TS (model.tensor_order 2) through pre-training and fine-tuning of every strategy."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "model": {**SMALL["model"], "tensor_order": 2}}))
+    out = tmp_path / strategy
+    args = [str(path), "--data", str(level_files / "*.extxyz"), "--level", "mp2/cc-pvdz", "--n-train", "8",
+            "--strategy", strategy, "--out", str(out)]
+    assert main(args) == 0
+    model = load_potential(out / "model.ckpt")
+    assert model.hipnn.tensor_order == 2 and model.levels[-1] == "mp2/cc-pvdz"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(value == value for value in metrics["test"]["all"].values())  # no NaN

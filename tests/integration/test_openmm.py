@@ -12,9 +12,11 @@ import numpy as np
 import openmm
 import openmm.app
 import pytest
+import torch
 from ase.build import molecule
 
 from deploy_helpers import (
+    CUDA_READY,
     EV_TO_KJ_PER_MOL,
     ethanol_box,
     molecular_box,
@@ -22,6 +24,7 @@ from deploy_helpers import (
     topology_of,
 )
 from metamlip.deploy import export_model
+from metamlip.deploy.device import DeviceError
 from metamlip.openmm import create_force, openmmtorch_problem
 from metamlip.openmm import forces as openmm_forces
 from metamlip.train.checkpoint import save_checkpoint
@@ -236,3 +239,114 @@ def test_force_from_a_checkpoint_or_potential(potential, tmp_path: Path, backend
     for source in (checkpoint, potential):
         force = create_force(source, ethanol.numbers.tolist(), backend=backend)
         assert_matches(*openmm_energy_forces(force, ethanol.numbers, ethanol.positions), *ref)
+
+
+def _particles(n: int) -> openmm.System:
+    system = openmm.System()
+    for _ in range(n):
+        system.addParticle(1.0)
+    return system
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_atom_count_mismatch_is_refused(model_path, backend: str) -> None:
+    """A Topology of 9 atoms and a System of 10 particles: refused when create_force sees the
+    System (and at the first evaluation, with the same numbers, when it does not)."""
+    ethanol = molecule("CH3CH2OH")
+    topology = topology_of(ethanol)
+    with pytest.raises(ValueError, match="the System has 10 particles but the Topology has 9 atoms"):
+        create_force(model_path, topology, backend=backend, system=_particles(10))
+    with pytest.raises(ValueError, match="the System has 8 particles but elements has 9 atoms"):
+        create_force(model_path, ethanol.numbers.tolist(), backend=backend, system=_particles(8))
+    system = _particles(10)
+    system.addForce(create_force(model_path, topology, backend=backend))
+    with pytest.raises(openmm.OpenMMException, match="OpenMM passed 10 particles but the force was created for 9"):
+        context_energy_forces(system, np.concatenate([ethanol.positions, [[6.0, 6.0, 6.0]]]))
+
+
+def test_openmm_ml_refuses_a_system_of_another_size(model_path) -> None:
+    from openmmml import MLPotential
+
+    topology, _ = water_topology(4, 8.0)
+    ml = MLPotential("metamlip", modelPath=str(model_path), backend="pythonforce")
+    with pytest.raises(ValueError, match="the System has 15 particles but the Topology has 12 atoms"):
+        ml.createMixedSystem(topology, _particles(15), list(range(3)))
+
+
+def test_level_error_names_the_python_argument() -> None:
+    with pytest.raises(ValueError, match="choose one with level=") as error:
+        create_force(small_potential(seed=3, levels=("gfn2", "hf")), [8, 1, 1], backend="pythonforce")
+    assert "--level" not in str(error.value)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_device_cpu(potential, model_path, backend: str) -> None:
+    """device='cpu' gives the default results (a TorchForce without a GPU copy of the model runs
+    on the CPU platforms as before)."""
+    numbers, positions, cell = systems()["triclinic"]
+    default, cpu = (
+        openmm_energy_forces(
+            create_force(model_path, numbers.tolist(), periodic=True, backend=backend, **kwargs), numbers, positions, cell
+        )
+        for kwargs in ({}, {"device": "cpu"})
+    )
+    assert default[0] == cpu[0]
+    np.testing.assert_array_equal(default[1], cpu[1])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: device='cuda' works here")
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+def test_device_cuda_without_a_gpu_is_refused(model_path, backend: str) -> None:
+    with pytest.raises(DeviceError, match=r"device='cuda': (no CUDA GPU is visible|torch .* was built without CUDA)"):
+        create_force(model_path, [8, 1, 1], backend=backend, device="cuda")
+
+
+@pytest.mark.skipif(not CUDA_READY, reason="needs a GPU and the op library built with CUDA")
+def test_pythonforce_on_cuda_equals_cpu(model_path) -> None:
+    numbers, positions, cell = systems()["triclinic"]
+    results = [
+        openmm_energy_forces(
+            create_force(model_path, numbers.tolist(), periodic=True, backend="pythonforce", device=device),
+            numbers, positions, cell,
+        )
+        for device in ("cpu", "cuda")
+    ]
+    assert abs(results[1][0] - results[0][0]) <= 1e-10 * abs(results[0][0])
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=0, atol=1e-10)
+
+
+def _has_cuda_platform() -> bool:
+    names = [openmm.Platform.getPlatform(k).getName() for k in range(openmm.Platform.getNumPlatforms())]
+    return "CUDA" in names
+
+
+@requires_openmmtorch
+@pytest.mark.skipif(not (CUDA_READY and _has_cuda_platform()), reason="needs a GPU, CUDA op library and OpenMM's CUDA platform")
+def test_torchforce_on_the_cuda_platform(potential, model_path) -> None:
+    """openmmtorch passes CUDA tensors: the GPU copy of the model runs on them."""
+    numbers, positions, cell = systems()["triclinic"]
+    force = create_force(model_path, numbers.tolist(), periodic=True, backend="torchforce")
+    system = openmm.System()
+    for _ in numbers:
+        system.addParticle(1.0)
+    system.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*row) * 0.1 for row in np.asarray(cell)))
+    system.addForce(force)
+    platform = openmm.Platform.getPlatformByName("CUDA")
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), platform, {"Precision": "double"})
+    context.setPositions(np.asarray(positions) * 0.1)
+    state = context.getState(getEnergy=True, getForces=True)
+    energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole) / EV_TO_KJ_PER_MOL
+    forces = np.asarray(state.getForces(asNumpy=True)._value) / EV_TO_KJ_PER_MOL / 10.0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("torchforce", marks=requires_openmmtorch), "pythonforce"])
+@pytest.mark.parametrize("tensor_order", [1, 2])
+def test_tensor_model_equals_python_model(tensor_order: int, backend: str, tmp_path: Path) -> None:
+    """HIP-NN-TS in OpenMM (CPU platform): the triclinic box."""
+    potential = small_potential(seed=7, tensor_order=tensor_order)
+    path = tmp_path / "model.pt"
+    export_model(potential, path)
+    numbers, positions, cell = systems()["triclinic"]
+    force = create_force(path, numbers.tolist(), periodic=True, backend=backend)
+    energy, forces = openmm_energy_forces(force, numbers, positions, cell, "CPU")
+    assert_matches(energy, forces, *python_energy_forces(potential, numbers, positions, cell))

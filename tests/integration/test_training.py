@@ -50,6 +50,8 @@ def test_training_lowers_validation_error_and_writes_outputs(tmp_path, data_file
     potential = load_potential(out / "model.ckpt")
     assert potential.species == [1, 6, 7, 8] and potential.levels == ["synthetic/morse"]
     assert potential.cutoff == 4.0
+    assert potential.repulsion is not None  # on by default for new models
+    assert read_checkpoint(out / "model.ckpt")["config"]["model"]["repulsion"] == "zbl"
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, data_file, monkeypatch):
@@ -103,3 +105,17 @@ def test_bad_config_and_missing_data(tmp_path, capsys):
     assert "missing.extxyz: file not found" in capsys.readouterr().err
     assert main([]) == 2
     assert "no training data" in capsys.readouterr().err
+
+
+def test_tensor_model_learns_and_is_stored(tmp_path, data_file):
+    """model.tensor_order 2 (HIP-NN-TS) trains like HIP-NN and is rebuilt from its checkpoint."""
+    config = write_config(tmp_path / "c.yaml", model={"tensor_order": 2})
+    out = tmp_path / "run"
+    assert main([str(config), "--data", str(data_file), "--max-epochs", "25", "--out", str(out)]) == 0
+    log = (out / "train_log.csv").read_text().splitlines()
+    first, last = (float(log[1].split(",")[4]), min(float(r.split(",")[4]) for r in log[1:]))
+    assert last < first / 5, (first, last)
+    assert read_checkpoint(out / "model.ckpt")["model"]["architecture"]["tensor_order"] == 2
+    potential = load_potential(out / "model.ckpt")
+    assert potential.hipnn.tensor_order == 2
+    assert potential.hipnn.blocks[0].interaction.tensor.scales.shape == (2, 16)

@@ -155,3 +155,15 @@ def test_empty_and_malformed_files(tmp_path):
     np.savez(bad, numbers=c.numbers, positions=np.zeros((2, 4, 3)), energies=[c.energy], level="x")
     with pytest.raises(DataError, match=r"bad.npz: positions have shape \(2, 4, 3\), expected \(1, "):
         read_data_files([str(bad)])
+
+
+def test_cleaning_stays_in_the_run_folders(tmp_path):
+    from metamlip.atomic import clean_stale_temporaries
+
+    deep = tmp_path / "runs" / "reptile" / "n10-seed0"
+    hidden, too_deep = tmp_path / ".venv", deep / "extra"
+    for folder in (deep, hidden, too_deep):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".metrics.json.abcdefgh.json").write_text("{")
+    assert clean_stale_temporaries(tmp_path) == [deep / ".metrics.json.abcdefgh.json"]
+    assert (hidden / ".metrics.json.abcdefgh.json").exists() and (too_deep / ".metrics.json.abcdefgh.json").exists()

@@ -44,6 +44,7 @@ def test_defaults():
         ({"pretrain": {"dtype": "float16"}}, "pretrain.dtype: input should be 'float32' or 'float64'"),
         ({"strategy": "maml"}, "strategy: input should be 'scratch', 'transfer', 'joint', 'multihead' or 'reptile'"),
         ({"model": {"soft_min": 5.0, "soft_max": 4.0}}, "model: need 0 < soft_min < soft_max <= cutoff"),
+        ({"model": {"tensor_order": 3}}, "model.tensor_order: input should be 0, 1 or 2, got 3"),
         ({"reptile": {"outer_lr": 2}}, "reptile.outer_lr: input should be less than or equal to 1"),
         ({"training": {"energy_weight": 0, "force_weight": 0}}, "training: energy_weight and force_weight are both 0"),
     ],

@@ -18,13 +18,20 @@ def box_inputs(cutoff: float):
     return positions, torch.tensor(atoms.numbers), edge_index, shifts
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_blocks_chained_equal_forward(dtype: str) -> None:
-    module, metadata = export_module(small_potential(seed=8), dtype=dtype)
+@pytest.mark.parametrize("dtype,tensor_order,geometry", [
+    ("float64", 0, "distances"), ("float32", 0, "distances"), ("float64", 0, "vectors"),
+    ("float64", 1, "vectors"), ("float64", 2, "vectors"), ("float32", 2, "vectors"),
+])  # fmt: skip
+def test_blocks_chained_equal_forward(dtype: str, tensor_order: int, geometry: str) -> None:
+    """stage takes the pair distances [P] or vectors [P, 3] (HIP-NN-TS needs the vectors)."""
+    module, metadata = export_module(small_potential(seed=8, tensor_order=tensor_order), dtype=dtype)
+    assert metadata["tensor_order"] == tensor_order
     positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
     n = len(numbers)
     total = module(positions, numbers, edge_index, shifts, torch.ones(n, dtype=torch.bool))
-    distances = torch.linalg.vector_norm(positions[edge_index[1]] - positions[edge_index[0]] + shifts, dim=1)
+    distances = positions[edge_index[1]] - positions[edge_index[0]] + shifts
+    if geometry == "distances":
+        distances = torch.linalg.vector_norm(distances, dim=1)
     energies, features = module.stage(0, distances, numbers, edge_index, None, n)
     assert features.shape == (n, metadata["n_features"])
     for block in range(1, metadata["n_interactions"]):
@@ -42,3 +49,10 @@ def test_stage_refuses_pairs_received_by_other_atoms() -> None:
     positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
     with pytest.raises(torch.jit.Error, match="every pair must be received by one of the first n_receivers atoms"):
         module.stage(0, torch.ones(edge_index.shape[1], dtype=torch.float64), numbers, edge_index, None, 3)
+
+
+def test_tensor_model_stage_refuses_distances() -> None:
+    module, metadata = export_module(small_potential(seed=8, tensor_order=1))
+    positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
+    with pytest.raises(torch.jit.Error, match="needs the pair vectors"):
+        module.stage(0, torch.ones(edge_index.shape[1], dtype=torch.float64), numbers, edge_index, None, len(numbers))

@@ -1,4 +1,5 @@
-"""The whole HIP-NN potential with the C++ pair sums ("cpp") equals the PyTorch reference.
+"""The whole HIP-NN potential (and HIP-NN-TS) with the C++ pair sums ("cpp") equals the PyTorch
+reference.
 
 Energies, forces and stress agree to 1e-10 relative in float64, and a few training steps on
 energies and forces (second derivatives through the pair sums) give the same parameters.
@@ -19,11 +20,12 @@ from metamlip.nn.build import build_potential
 WIDE = dict(ARCHITECTURE, n_features=64, n_sensitivities=20, n_interactions=2, n_atom_layers=3, cutoff=5.0, soft_max=4.0)
 
 
-def potential_of(architecture: str, seed: int = 0):
+def potential_of(architecture: str, seed: int = 0, tensor_order: int = 0):
     if architecture == "small":
-        return small_potential(seed)
+        return small_potential(seed, tensor_order=tensor_order)
     torch.manual_seed(seed)
-    return build_potential(WIDE, SPECIES, ["test"], torch.randn(1, len(SPECIES)), energy_scale=0.7).double()
+    wide = dict(WIDE, tensor_order=tensor_order)
+    return build_potential(wide, SPECIES, ["test"], torch.randn(1, len(SPECIES)), energy_scale=0.7).double()
 
 
 def configurations(seed: int = 0):
@@ -58,9 +60,9 @@ def assert_relative(ours: torch.Tensor, ref: torch.Tensor, tol: float) -> None:
     assert error <= tol * scale, f"max error {error:.3e} against max value {scale:.3e}"
 
 
-@pytest.mark.parametrize("architecture", ["small", "wide"])
-def test_energies_forces_stress_identical(architecture):
-    potential = potential_of(architecture)
+@pytest.mark.parametrize("architecture,tensor_order", [("small", 0), ("wide", 0), ("small", 1), ("small", 2)])
+def test_energies_forces_stress_identical(architecture, tensor_order):
+    potential = potential_of(architecture, tensor_order=tensor_order)
     batch_configs = configurations()
     batch = batch_of(batch_configs, potential)
     torch_out = evaluate(potential, batch, "torch")
@@ -85,8 +87,9 @@ def train(potential, batch, implementation, steps=4):
     return potential
 
 
-def test_training_steps_give_same_parameters():
-    potential = potential_of("wide", seed=1)
+@pytest.mark.parametrize("architecture,tensor_order", [("wide", 0), ("small", 2)])
+def test_training_steps_give_same_parameters(architecture, tensor_order):
+    potential = potential_of(architecture, seed=1, tensor_order=tensor_order)
     configs = configurations(seed=0)  # ~6k pairs (other seeds' thin cells give ~10^5)
     rng = np.random.default_rng(0)
     for c in configs:

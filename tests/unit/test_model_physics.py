@@ -1,4 +1,5 @@
-"""HIP-NN potential: forces are -dE/dx, invariances, locality, periodic images, dtypes."""
+"""HIP-NN potential (tensor_order 0) and HIP-NN-TS (1, 2): forces are -dE/dx, invariances,
+locality, periodic images, dtypes."""
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ def energy_forces(potential, configs):
     return out["energy"].detach(), out["forces"].detach()
 
 
-def test_forces_are_minus_gradient_by_central_differences():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_forces_are_minus_gradient_by_central_differences(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     numbers, positions = ethanol()
     _, forces = energy_forces(potential, [config_of(numbers, positions)])
     h = 1e-5
@@ -36,8 +38,9 @@ def test_forces_are_minus_gradient_by_central_differences():
     np.testing.assert_allclose(forces.numpy(), numeric, atol=1e-7, rtol=1e-6)
 
 
-def test_rotation_translation_permutation_invariance():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_rotation_translation_permutation_invariance(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     numbers, positions = ethanol(1)
     energy, forces = energy_forces(potential, [config_of(numbers, positions)])
     rotation = Rotation.random(random_state=3).as_matrix()
@@ -51,8 +54,9 @@ def test_rotation_translation_permutation_invariance():
     torch.testing.assert_close(f_perm, forces[perm], rtol=1e-10, atol=1e-10)
 
 
-def test_far_apart_molecules_add_up():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_far_apart_molecules_add_up(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     n1, p1 = ethanol(2)
     water = molecule("H2O")
     e1, f1 = energy_forces(potential, [config_of(n1, p1)])
@@ -63,8 +67,9 @@ def test_far_apart_molecules_add_up():
     torch.testing.assert_close(f, torch.cat([f1, f2]), rtol=1e-10, atol=1e-12)
 
 
-def test_batch_equals_separate_and_no_gradient_leaks():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_batch_equals_separate_and_no_gradient_leaks(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     configs = [config_of(*ethanol(k)) for k in range(3)]
     e_batch, f_batch = energy_forces(potential, configs)
     separate = [energy_forces(potential, [c]) for c in configs]
@@ -83,8 +88,9 @@ def periodic_box(seed: int = 0):
     return numbers, fractional @ cell, cell
 
 
-def test_whole_lattice_shifts_change_nothing():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_whole_lattice_shifts_change_nothing(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     numbers, positions, cell = periodic_box()
     base = config_of(numbers, positions, cell, [True, True, True])
     energy, forces = energy_forces(potential, [base])
@@ -95,8 +101,9 @@ def test_whole_lattice_shifts_change_nothing():
     torch.testing.assert_close(f_moved, forces, rtol=1e-9, atol=1e-10)
 
 
-def test_stress_is_strain_derivative_of_energy():
-    potential = small_potential()
+@pytest.mark.parametrize("tensor_order", [0, 1, 2])
+def test_stress_is_strain_derivative_of_energy(tensor_order):
+    potential = small_potential(tensor_order=tensor_order)
     numbers, positions, cell = periodic_box(2)
     batch = batch_of([config_of(numbers, positions, cell, [True] * 3)], potential)
     stress = potential(batch, compute_stress=True)["stress"][0].detach().numpy()
@@ -116,10 +123,11 @@ def test_stress_is_strain_derivative_of_energy():
     np.testing.assert_allclose(stress, numeric, atol=1e-8)
 
 
+@pytest.mark.parametrize("tensor_order", [0, 2])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-12)])
-def test_float32_and_float64_agree(dtype, tol):
-    reference = small_potential(dtype=torch.float64)
-    other = small_potential(dtype=dtype)
+def test_float32_and_float64_agree(dtype, tol, tensor_order):
+    reference = small_potential(dtype=torch.float64, tensor_order=tensor_order)
+    other = small_potential(dtype=dtype, tensor_order=tensor_order)
     numbers, positions = ethanol(4)
     config = config_of(numbers, positions)
     e_ref, f_ref = energy_forces(reference, [config])

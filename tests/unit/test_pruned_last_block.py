@@ -28,26 +28,30 @@ def box_inputs(cutoff: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     return positions, torch.tensor(atoms.numbers), edge_index, shifts
 
 
+@pytest.mark.parametrize("tensor_order", [0, 2])
 @pytest.mark.parametrize("implementation", ["cpp", "torch"])
-def test_hipnn_mask_prunes_last_block_exactly(implementation: str) -> None:
-    hipnn = small_potential(seed=4).hipnn
+def test_hipnn_mask_prunes_last_block_exactly(implementation: str, tensor_order: int) -> None:
+    hipnn = small_potential(seed=4, tensor_order=tensor_order).hipnn
     hipnn.set_implementation(implementation)
     positions, numbers, edge_index, shifts = box_inputs(hipnn.cutoff)
     species = torch.searchsorted(torch.tensor([1, 6, 7, 8]), numbers)
     first, second = edge_index[0], edge_index[1]
-    distances = torch.linalg.vector_norm(positions[second] - positions[first] + shifts, dim=1)
+    vectors = positions[second] - positions[first] + shifts
+    distances = torch.linalg.vector_norm(vectors, dim=1)
+    unit_vectors = vectors / distances.unsqueeze(1) if tensor_order > 0 else None
     mask = partial_mask(len(numbers))
-    full = hipnn(species, distances, first, second)[mask]
-    pruned = hipnn(species, distances, first, second, mask)[mask]
+    full = hipnn(species, distances, first, second, None, unit_vectors)[mask]
+    pruned = hipnn(species, distances, first, second, mask, unit_vectors)[mask]
     torch.testing.assert_close(pruned, full, rtol=1e-12, atol=0)
     (grad_full,) = torch.autograd.grad(full.sum(), positions, retain_graph=True)
     (grad_pruned,) = torch.autograd.grad(pruned.sum(), positions)
     torch.testing.assert_close(grad_pruned, grad_full, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("tensor_order", [0, 1])
 @pytest.mark.parametrize("implementation", ["cpp", "torch"])
-def test_exported_model_partial_mask_matches_full_evaluation(implementation: str) -> None:
-    module, metadata = export_module(small_potential(seed=5), implementation=implementation)
+def test_exported_model_partial_mask_matches_full_evaluation(implementation: str, tensor_order: int) -> None:
+    module, metadata = export_module(small_potential(seed=5, tensor_order=tensor_order), implementation=implementation)
     positions, numbers, edge_index, shifts = box_inputs(metadata["cutoff"])
     mask = partial_mask(len(numbers))
     energies = module(positions, numbers, edge_index, shifts, mask)

@@ -1,6 +1,8 @@
 """Reptile: reduction to plain optimiser steps, the exact outer update, schedule, resume."""
 
 import copy
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from metamlip.meta import reptile as reptile_module
 from metamlip.meta.reptile import ReptileTrainer, epsilon, inner_batch, sample_tasks
 from metamlip.nn.build import build_potential
 from metamlip.nn.checkpoint import read_checkpoint
-from metamlip.train.config import ReptileConfig, TrainingConfig
+from metamlip.train.config import ConfigError, ReptileConfig, TrainingConfig
+from metamlip.train.interrupt import TrainingInterrupted
 from metamlip.train.loss import energy_force_loss
 
 LEVELS = ("xtb-like", "abinitio-like")
@@ -146,3 +149,32 @@ def test_resume_after_crash_continues_exactly(tasks, tmp_path, monkeypatch):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert [r["outer_step"] for r in resumed.state.log] == [2, 4, 6]
     assert np.isfinite(resumed.state.log[-1]["train_loss"])
+
+
+def test_ctrl_c_saves_after_the_outer_step_and_resumes_exactly(tasks, tmp_path, monkeypatch):
+    options = dict(inner_steps=2, meta_batch_size=2, outer_steps=6, eval_every=2)
+    straight = make_trainer(tasks, tmp_path / "straight", **options)
+    straight.fit()
+
+    original = reptile_module.ReptileTrainer.outer_step
+    calls = {"n": 0}
+
+    def ctrl_c(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(reptile_module.ReptileTrainer, "outer_step", ctrl_c)
+    with pytest.raises(TrainingInterrupted):
+        make_trainer(tasks, tmp_path / "resumed", **options).fit()
+    monkeypatch.setattr(reptile_module.ReptileTrainer, "outer_step", original)
+    assert read_checkpoint(tmp_path / "resumed" / "last.ckpt")["training_state"]["reptile"]["outer_step"] == 4
+
+    one_task = {LEVELS[0]: tasks[LEVELS[0]]}
+    with pytest.raises(ConfigError, match=r"cannot resume: the training data differ .*\(levels of theory"):
+        ReptileTrainer(fresh_potential(), one_task, {}, straight.settings, straight.reptile, tmp_path / "resumed", {}).fit(resume=True)
+    resumed = make_trainer(tasks, tmp_path / "resumed", **options)
+    resumed.fit(resume=True)
+    for (name, a), b in zip(straight.potential.named_parameters(), resumed.potential.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)

@@ -96,5 +96,56 @@ cudaError_t featsum(cudaStream_t stream, int64_t N, int64_t S, int64_t F, const 
                     const double* sense, const int64_t* pair_first, const int64_t* offsets,
                     const int64_t* order, double* h);
 
+// ---------------------------------------------------------------------------------------------
+// HIP-NN inverse-Gaussian sensitivities (csrc/cpu/sensitivity.cpp), P pairs, S sensitivities.
+
+/// pi, as M_PI (which CUDA device code cannot rely on).
+constexpr double kPi = 3.14159265358979323846;
+
+/// out [P, S] = exp(-min((1/r_p - mu_k)^2 / (2 sigma_k^2), 60)) * cos^2(pi r_p / (2 cutoff)) for
+/// r_p < cutoff, else 0. distances [P], mu [S], sigma [S].
+cudaError_t sensitivity(cudaStream_t stream, int64_t P, int64_t S, const float* distances, const float* mu,
+                        const float* sigma, double cutoff, float* out);
+cudaError_t sensitivity(cudaStream_t stream, int64_t P, int64_t S, const double* distances, const double* mu,
+                        const double* sigma, double cutoff, double* out);
+
+/// out [P] = sum_k grad[p, k] * d sense[p, k] / d r_p, given the forward's output sense [P, S].
+cudaError_t sensitivity_backward(cudaStream_t stream, int64_t P, int64_t S, const float* grad,
+                                 const float* sense, const float* distances, const float* mu,
+                                 const float* sigma, double cutoff, float* out);
+cudaError_t sensitivity_backward(cudaStream_t stream, int64_t P, int64_t S, const double* grad,
+                                 const double* sense, const double* distances, const double* mu,
+                                 const double* sigma, double cutoff, double* out);
+
+// ---------------------------------------------------------------------------------------------
+// HIP-NN-TS pair sums (csrc/cuda/tensorsums.cu; the same four ops as csrc/cpu/tensorsums.cpp):
+// sense [P, S], basis [P, C], values [N, S, O], grad [N, C, O]; C <= kMaxTensorComponents and
+// O * 4 * sizeof(T) <= 48 kB, else cudaErrorInvalidValue. Grouped as the pair sums above.
+
+constexpr int kMaxTensorComponents = 9;  ///< tensor basis size for tensor order 2
+
+#define METAMLIP_DECLARE_TENSORSUMS(T)                                                                 \
+  /** out [N, C, O] = sum over the pairs p of atom i (grouped by pair_first) of                      \
+      basis[p, c] sum_v sense[p, v] values[pair_second[p], v, o]. */                                   \
+  cudaError_t tensorsum(cudaStream_t stream, int64_t N, int64_t S, int64_t C, int64_t O, const T* sense, \
+                        const T* basis, const T* values, const int64_t* pair_second,                    \
+                        const int64_t* offsets, const int64_t* order, T* out);                          \
+  /** out [N, S, O] = sum over the pairs p with second index j (grouped by pair_second) of             \
+      sense[p, v] sum_c basis[p, c] grad[pair_first[p], c, o]. */                                      \
+  cudaError_t tensorsum_values(cudaStream_t stream, int64_t N, int64_t S, int64_t C, int64_t O,        \
+                               const T* grad, const T* sense, const T* basis, const int64_t* pair_first, \
+                               const int64_t* offsets, const int64_t* order, T* out);                   \
+  /** out [P, S] = sum_{c, o} grad[pair_first[p], c, o] basis[p, c] values[pair_second[p], v, o]. */   \
+  cudaError_t tensorsum_sense(cudaStream_t stream, int64_t P, int64_t S, int64_t C, int64_t O,         \
+                              const T* grad, const T* basis, const T* values, const int64_t* pair_first, \
+                              const int64_t* pair_second, T* out);                                      \
+  /** out [P, C] = sum_{v, o} grad[pair_first[p], c, o] sense[p, v] values[pair_second[p], v, o]. */   \
+  cudaError_t tensorsum_basis(cudaStream_t stream, int64_t P, int64_t S, int64_t C, int64_t O,         \
+                              const T* grad, const T* sense, const T* values, const int64_t* pair_first, \
+                              const int64_t* pair_second, T* out);
+METAMLIP_DECLARE_TENSORSUMS(float)
+METAMLIP_DECLARE_TENSORSUMS(double)
+#undef METAMLIP_DECLARE_TENSORSUMS
+
 }  // namespace cuda
 }  // namespace metamlip

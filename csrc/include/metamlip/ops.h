@@ -67,6 +67,33 @@ torch::Tensor sensitivity_backward_cpu(const torch::Tensor& grad, const torch::T
                                        const torch::Tensor& distances, const torch::Tensor& mu,
                                        const torch::Tensor& sigma, double cutoff);
 
+// HIP-NN-TS pair sums (csrc/cpu/tensorsums.cpp): the partial derivatives of
+// T(G, s, t, V) = sum_p sum_{c,v,o} G[i_p, c, o] t[p, c] s[p, v] V[j_p, v, o] with grad G [N, C, O],
+// sense s [P, S], tensor basis t [P, C], values V [N, S, O] (input features times weights).
+/// dT/dG: out[i, c, o] = sum_{p = (i, j)} t[p, c] sum_v s[p, v] V[j, v, o]  -> [N, C, O].
+torch::Tensor tensorsum_cpu(const torch::Tensor& sense, const torch::Tensor& basis,
+                            const torch::Tensor& values, const torch::Tensor& pair_first,
+                            const torch::Tensor& pair_second);
+/// dT/ds: out[p, v] = sum_{c, o} G[i_p, c, o] t[p, c] V[j_p, v, o]  -> [P, S].
+torch::Tensor tensorsum_sense_cpu(const torch::Tensor& grad, const torch::Tensor& basis,
+                                  const torch::Tensor& values, const torch::Tensor& pair_first,
+                                  const torch::Tensor& pair_second);
+/// dT/dt: out[p, c] = sum_{v, o} G[i_p, c, o] s[p, v] V[j_p, v, o]  -> [P, C].
+torch::Tensor tensorsum_basis_cpu(const torch::Tensor& grad, const torch::Tensor& sense,
+                                  const torch::Tensor& values, const torch::Tensor& pair_first,
+                                  const torch::Tensor& pair_second);
+/// dT/dV: out[j, v, o] = sum_{p: j_p = j} s[p, v] sum_c t[p, c] G[i_p, c, o]  -> [N, S, O].
+torch::Tensor tensorsum_values_cpu(const torch::Tensor& grad, const torch::Tensor& sense,
+                                   const torch::Tensor& basis, const torch::Tensor& pair_first,
+                                   const torch::Tensor& pair_second);
+/// Shape, dtype and device checks of sensitivity / sensitivity_backward (CPU and CUDA); `what`
+/// names the op.
+void check_sensitivity(const char* what, const torch::Tensor& distances, const torch::Tensor& mu,
+                       const torch::Tensor& sigma, double cutoff);
+void check_sensitivity_backward(const torch::Tensor& grad, const torch::Tensor& sense,
+                                const torch::Tensor& distances, const torch::Tensor& mu,
+                                const torch::Tensor& sigma, double cutoff);
+
 /// Dtype, device and index-range checks shared by all pair-sum implementations; `what` names
 /// the op, a and b are its floating-point inputs, indices must lie in [0, n_atoms).
 void check_pair_sum(const char* what, const torch::Tensor& a, const torch::Tensor& b,

@@ -3,12 +3,16 @@
     metamlip-data sample CH3CH2OH CH3NH2 --temperatures 300 600 900 --n-frames 50 -o configs.extxyz
     metamlip-data label configs.extxyz --level hf/6-31g* -o hf_6-31gs.extxyz.gz --threads 2
     metamlip-data info hf_6-31gs.extxyz.gz
+    metamlip-data library
+    metamlip-data campaign run data/foundation/manifest.yaml --shard 1/4
+    metamlip-data campaign status data/foundation/manifest.yaml
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -41,11 +45,72 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from metamlip.data import read_dataset
     from metamlip.qm.summary import format_table, summarize
 
-    for path in args.files:
-        print(format_table(path, summarize(path)))
+    summaries = [(path, summarize(read_dataset(path), path)) for path in args.files]
+    for path, summary in summaries:
+        print(format_table(path, summary))
+    return 1 if any(summary.problems for _, summary in summaries) else 0
+
+
+def _library(args: argparse.Namespace) -> int:
+    from metamlip.qm.library import load_library
+
+    library = load_library()
+    if args.source:
+        molecules = [m for m in library.molecules.values() if m.source == args.source]
+    else:
+        molecules = list(library.molecules.values())
+    print(f"{'id':<34} {'formula':<12} {'source':<14} smiles")
+    for m in molecules:
+        print(f"{m.id:<34} {m.formula:<12} {m.source:<14} {m.smiles}")
+    if not args.source or args.source == "cluster":
+        for c in library.clusters.values():
+            print(f"{c.id:<34} {'':<12} {c.source:<14} {' + '.join(c.members)}")
+    n_clusters = len(library.clusters) if not args.source or args.source == "cluster" else 0
+    print(f"{len(molecules)} molecules, {n_clusters} clusters")
     return 0
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from metamlip.qm import campaign
+    from metamlip.qm.manifest import load_manifest, parse_shard
+
+    if args.action == "merge" and args.output is None:
+        raise ValueError("campaign merge needs -o/--output DIR")
+    manifest = load_manifest(args.manifest)
+    if args.action == "run":
+        shard = parse_shard(args.shard)
+        n_units, n_labelled, n_failed = campaign.run(manifest, shard, threads=args.threads,
+                                                    progress=not args.quiet, levels=args.levels)
+        print(f"campaign {manifest.name} shard {shard[0]}/{shard[1]}: ran {n_units} units, "
+              f"labelled {n_labelled} frames, {n_failed} failed")
+    print(campaign.format_status(manifest, campaign.status(manifest)))
+    if args.action == "status" and args.cards:
+        from metamlip.qm.cards import write_cards
+
+        for path in write_cards(manifest, args.cards):
+            print(f"wrote {path}")
+    if args.action == "merge":
+        from metamlip.qm.cards import merge
+
+        for path in merge(manifest, args.output):
+            print(f"wrote {path}")
+    return 0
+
+
+def _positive(kind: type) -> Callable[[str], float | int]:
+    """An argparse type: a number of ``kind`` greater than zero."""
+    def convert(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got '{text}'")
+        return value
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,13 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="extxyz file (.gz allowed)")
     p.add_argument("--method", choices=["md", "normal-modes"], default="md",
                    help="Langevin MD (default) or ANI-style normal-mode sampling")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0],
-                   help="K (default: 300 600 900)")
-    p.add_argument("--n-frames", type=int, default=50, help="frames per molecule and temperature")
-    p.add_argument("--stride", type=int, default=50, help="MD steps between kept frames")
+    p.add_argument("--temperatures", type=_positive(float), nargs="+",
+                   default=[300.0, 600.0, 900.0], help="K, each > 0 (default: 300 600 900)")
+    p.add_argument("--n-frames", type=_positive(int), default=50,
+                   help="frames per molecule and temperature (>= 1)")
+    p.add_argument("--stride", type=_positive(int), default=50, help="MD steps between kept frames")
     p.add_argument("--equilibration", type=int, default=1000,
                    help="MD steps before the first frame")
-    p.add_argument("--timestep", type=float, default=0.5, help="fs")
+    p.add_argument("--timestep", type=_positive(float), default=0.5, help="fs")
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -81,9 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 
-    p = sub.add_parser("info", help="counts, energy and force ranges per level and molecule")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser("info", help="counts, energy and force ranges per level and molecule; "
+                       "exit status 1 if frames have NaN or missing labels")
+    p.add_argument("files", nargs="+", help="extxyz (.gz), HDF5 or npz files")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("library", help="list the molecule library (id, formula, source, SMILES)")
+    p.add_argument("--source", help="only this source (g2, organic, heterocycle, nucleobase, "
+                   "amino-acid, drug-fragment, cluster)")
+    p.set_defaults(func=_library)
+
+    p = sub.add_parser("campaign", help="labelling campaign over the library from a manifest")
+    p.add_argument("action", choices=["run", "status", "merge"],
+                   help="run (resumable) this shard's units; status of all shards; merge "
+                        "finished units into one file per level with data cards")
+    p.add_argument("manifest", type=Path, help="campaign manifest (YAML)")
+    p.add_argument("--shard", default="1/1",
+                   help="run: K/N runs the K-th of N disjoint shares (e.g. a SLURM array task)")
+    p.add_argument("--threads", type=_positive(int), default=1,
+                   help="run: OpenMP/BLAS threads")
+    p.add_argument("--levels", nargs="+", metavar="LEVEL",
+                   help="run: only these levels' units (e.g. the DFT levels on larger nodes)")
+    p.add_argument("--cards", type=Path, help="status: also write data cards into this directory")
+    p.add_argument("-o", "--output", type=Path, help="merge: output directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_campaign)
     return parser
 
 

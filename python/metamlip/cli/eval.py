@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError, pretrained.PretrainedError, ScanError, LevelError) as error:
         print(f"metamlip-eval: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # training inside learning-curve saved its checkpoint first
+        print("metamlip-eval: interrupted; run the same command again to continue (finished work is kept)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from metamlip.deploy.export import DTYPES, export_checkpoint
 from metamlip.deploy.files import ExportedModelError, read_metadata
 from metamlip.nn.checkpoint import CheckpointError
+from metamlip.pretrained import PretrainedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         "needs no Python: per-atom energies in eV from positions and pairs in Angstrom "
         "(engine interface in README.md). `--info FILE` prints an exported file's metadata.",
     )
-    parser.add_argument("checkpoint", nargs="?", help="training checkpoint (model.ckpt)")
+    parser.add_argument("checkpoint", nargs="?", help="training checkpoint (model.ckpt) or pretrained:NAME")
     parser.add_argument("-o", "--output", help="exported file to write (e.g. model.pt)")
     parser.add_argument("--level", help="level of theory to deploy (required when the checkpoint knows several)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="precision (default: the checkpoint's)")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint or not args.output:
             parser.error("CHECKPOINT and -o/--output are required (or --info FILE)")
         metadata = export_checkpoint(args.checkpoint, args.output, args.level, args.dtype, args.implementation)
-    except (ExportedModelError, CheckpointError, ValueError) as error:
+    except (ExportedModelError, CheckpointError, PretrainedError, ValueError) as error:
         print(f"metamlip-export: error: {error}", file=sys.stderr)
         return 2
     print(

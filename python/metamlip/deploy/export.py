@@ -16,27 +16,31 @@ import metamlip
 from metamlip.atomic import atomic_path
 from metamlip.deploy.files import FORMAT, FORMAT_VERSION, METADATA_FILE
 from metamlip.deploy.model import ExportedModel
+from metamlip.deploy.pairs import MIN_PAIR_DISTANCE
 from metamlip.nn.pairsums import envsum
 from metamlip.nn.potential import Potential
 from metamlip.ops import _library
+from metamlip.pretrained import resolve
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 INTERFACE = (
     "forward(positions [N,3], atomic_numbers [N] int64, edge_index [2,P] int64, "
     "edge_shift_vectors [P,3], energy_atom_mask [N] bool) -> energies [N] float64 (eV); "
     "r_p = positions[j] - positions[i] + edge_shift_vectors[p], (i, j) = edge_index[:, p]; "
-    "full pair list; stage(block, distances [P], atomic_numbers, edge_index, features, n_receivers) "
+    "full pair list; stage(block, distances [P] or pair vectors [P,3] (tensor_order > 0 needs vectors), "
+    "atomic_numbers, edge_index, features, n_receivers) "
     "-> (energies [n_receivers], features [n_receivers, n_features]): one interaction block for "
     "the first n_receivers atoms (engines that split atoms between processes)"
 )
 
 
-def select_level(potential: Potential, level: str | None) -> str:
-    """The level to deploy: the given one, or the only one the potential knows."""
+def select_level(potential: Potential, level: str | None, level_argument: str = "--level") -> str:
+    """The level to deploy: the given one, or the only one the potential knows. level_argument:
+    how the caller's user passes a level (a CLI option, or a Python argument such as `level=`)."""
     known = ", ".join(potential.levels)
     if level is None:
         if len(potential.levels) != 1:
-            raise ValueError(f"the model knows several levels of theory ({known}): choose one with --level")
+            raise ValueError(f"the model knows several levels of theory ({known}): choose one with {level_argument}")
         return potential.levels[0]
     if level not in potential.levels:
         raise ValueError(f"unknown level {level!r} (known: {known})")
@@ -54,15 +58,20 @@ def cpp_pair_sums_available() -> bool:
 
 
 def export_module(
-    potential: Potential, level: str | None = None, dtype: str | None = None, implementation: str = "auto"
+    potential: Potential,
+    level: str | None = None,
+    dtype: str | None = None,
+    implementation: str = "auto",
+    level_argument: str = "--level",
 ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """(TorchScript model implementing the engine interface, its metadata) for one level.
 
     dtype: "float32" or "float64" (None: the potential's own); implementation: pair sums
-    "torch", "cpp" or "auto" (cpp when the op library provides them). The model is frozen and
-    meant for saving (`save_exported`); `metamlip.deploy.load_model` gives one to run in Python.
+    "torch", "cpp" or "auto" (cpp when the op library provides them); level_argument: as in
+    `select_level`. The model is frozen and meant for saving (`save_exported`);
+    `metamlip.deploy.load_model` gives one to run in Python.
     """
-    level = select_level(potential, level)
+    level = select_level(potential, level, level_argument)
     index = potential.level_index(level)
     own_dtype = potential.hipnn.input_head.weight.dtype
     if dtype is not None and dtype not in DTYPES:
@@ -75,12 +84,16 @@ def export_module(
     hipnn = copy.deepcopy(potential.hipnn).to(device="cpu", dtype=torch_dtype).eval()
     hipnn.set_implementation(implementation)
     hipnn.requires_grad_(False)
+    repulsion = copy.deepcopy(potential.repulsion)
+    if repulsion is not None:
+        repulsion = repulsion.to(device="cpu", dtype=torch_dtype)
     model = ExportedModel(
         hipnn,
         potential.species,
         potential.self_energies[index].cpu(),
         float(potential.energy_scale),
         int(potential.head_of_level[index]),
+        repulsion,
     )
     # Frozen: parameters become constants, which makes energy + forces ~30% faster.
     scripted = torch.jit.freeze(torch.jit.script(model.eval()), preserved_attrs=["stage"], optimize_numerics=False)
@@ -94,6 +107,7 @@ def export_module(
         "cutoff": float(potential.cutoff),
         "n_interactions": int(potential.hipnn.n_interactions),
         "n_features": int(potential.hipnn.blocks[0].head.in_features),
+        "tensor_order": int(potential.hipnn.tensor_order),
         "receptive_field": float(potential.cutoff) * int(potential.hipnn.n_interactions),
         "units": {"energy": "eV", "length": "Angstrom"},
         "level": level,
@@ -109,6 +123,8 @@ def export_module(
         },
         "energy_scale": float(potential.energy_scale),
         "architecture": dict(getattr(potential, "architecture", {})),
+        "repulsion": repulsion.describe(potential.species) if repulsion is not None else {"kind": "none"},
+        "min_pair_distance": MIN_PAIR_DISTANCE,
         "interface": INTERFACE,
     }
     return scripted, metadata
@@ -155,7 +171,8 @@ def export_checkpoint(
     dtype: str | None = None,
     implementation: str = "auto",
 ) -> dict[str, Any]:
-    """Export the model of a training checkpoint to `output`; returns the metadata written."""
+    """Export the model of a training checkpoint (a path or ``pretrained:NAME``) to `output`;
+    returns the metadata written."""
     from metamlip.nn.checkpoint import load_potential
 
-    return export_model(load_potential(checkpoint), output, level, dtype, implementation)
+    return export_model(load_potential(resolve(str(checkpoint))), output, level, dtype, implementation)

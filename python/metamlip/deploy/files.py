@@ -87,8 +87,10 @@ def check_metadata(metadata: Any, where: str) -> None:
         )
 
 
-def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """(model on CPU, metadata) of an exported file; loads the op library first if needed."""
+def load_exported(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """(model on `device`, metadata) of an exported file; loads the op library first if needed."""
     path = Path(path)
     metadata = read_metadata(path)
     if metadata["op_library"]["required"]:
@@ -96,7 +98,7 @@ def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, A
 
         load_library()
     try:
-        model = torch.jit.load(str(path), map_location="cpu")
+        model = torch.jit.load(str(path), map_location=device)
     except RuntimeError as error:
         raise ExportedModelError(f"{path}: could not load the TorchScript model: {error}") from error
     return model, metadata

@@ -28,6 +28,7 @@ from metamlip.meta.tasks import SourceTask
 from metamlip.nn.build import ARCHITECTURE_KEYS, build_potential
 from metamlip.nn.checkpoint import load_potential
 from metamlip.nn.potential import Potential
+from metamlip.nn.repulsion import repulsion_from_config
 from metamlip.pretrained import resolve
 from metamlip.train.config import Config, ConfigError, FinetuneConfig
 from metamlip.train.distributed import SINGLE, Comm
@@ -36,7 +37,9 @@ from metamlip.train.trainer import Trainer
 
 
 def fresh_potential(config: Config, train: Dataset, levels: list[str], species: list[int], n_heads: int = 1) -> Potential:
-    """A new model for `levels`: self energies fitted per level on `train`, seeded weights."""
+    """A new model for `levels`: self energies fitted per level on `train`, seeded weights,
+    the core repulsion fitted on `train`."""
+    repulsion = repulsion_from_config(config.model, species, train.configurations)
     fitted = fit_self_energies(train, species)
     self_energies = torch.from_numpy(np.stack([fitted[level] for level in levels]))
     torch.manual_seed(config.training.seed if config.strategy == "scratch" else config.pretrain.seed)
@@ -48,6 +51,7 @@ def fresh_potential(config: Config, train: Dataset, levels: list[str], species: 
         energy_scale(train, species, {level: fitted[level] for level in levels}),
         n_heads=n_heads,
         head_of_level=list(range(len(levels))) if n_heads > 1 else None,
+        repulsion=repulsion,
     )
     return potential
 
@@ -164,4 +168,15 @@ def add_target_level(potential: Potential, level: str, train: Dataset, settings:
 
 def architecture_of(potential: Potential) -> dict[str, Any]:
     """The model section of a config that describes `potential`."""
-    return {**{k: potential.architecture[k] for k in ARCHITECTURE_KEYS}, "species": list(potential.species)}
+    repulsion = potential.repulsion
+    shape = (
+        {"repulsion": "none"}
+        if repulsion is None
+        else {
+            "repulsion": "zbl",
+            "repulsion_inner": repulsion.inner_fraction,
+            "repulsion_outer": repulsion.outer_fraction,
+            "repulsion_max_outer": repulsion.covalent_cap,
+        }
+    )
+    return {**{k: potential.architecture[k] for k in ARCHITECTURE_KEYS}, "species": list(potential.species), **shape}

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 import metamlip
+from metamlip import pretrained
 from metamlip.nn.build import potential_from_dict
 from metamlip.nn.potential import Potential
 
@@ -23,8 +24,13 @@ class CheckpointError(RuntimeError):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's payload: format, version, model, config, training_state, extra."""
-    path = Path(path)
+    """The checkpoint's payload: format, version, model, config, training_state, extra.
+
+    `path` may also be ``pretrained:NAME`` (a shipped model, metamlip.pretrained)."""
+    try:
+        path = pretrained.resolve(path)
+    except pretrained.PretrainedError as error:
+        raise CheckpointError(str(error)) from None
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

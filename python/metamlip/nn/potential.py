@@ -7,13 +7,16 @@ from torch import nn
 
 from metamlip.data.batching import Batch
 from metamlip.nn.hipnn import HIPNN
+from metamlip.nn.repulsion import ZBLRepulsion
 
 
 class Potential(nn.Module):
-    """Total energy E = sum_i [ energy_scale * hipnn_i[head(level)] + e_self(level, Z_i) ].
+    """Total energy E = sum_i [ energy_scale * hipnn_i[head(level)] + e_self(level, Z_i) + rep_i ].
 
     species: atomic numbers in model order; levels: level-of-theory names, each with a row of
-    `self_energies` ([n_levels, n_species], eV) and an output head (`head_of_level`).
+    `self_energies` ([n_levels, n_species], eV) and an output head (`head_of_level`);
+    repulsion: the analytic core repulsion rep_i (nn/repulsion.py), the same for every level,
+    or None. The network learns what the repulsion and the self energies leave.
     """
 
     def __init__(
@@ -24,6 +27,7 @@ class Potential(nn.Module):
         self_energies: torch.Tensor,
         energy_scale: float = 1.0,
         head_of_level: list[int] | None = None,
+        repulsion: ZBLRepulsion | None = None,
     ) -> None:
         super().__init__()
         if self_energies.shape != (len(levels), len(species)):
@@ -31,6 +35,7 @@ class Potential(nn.Module):
                 f"self_energies must have shape ({len(levels)}, {len(species)}), got {tuple(self_energies.shape)}"
             )
         self.hipnn = hipnn
+        self.repulsion = repulsion
         self.species = list(species)
         self.levels = list(levels)
         self.register_buffer("self_energies", self_energies.to(torch.float64).clone())
@@ -81,9 +86,13 @@ class Potential(nn.Module):
         include_self: bool = True,
     ) -> torch.Tensor:
         """Per-atom energies [N] (eV) from pair vectors [P, 3]; atom_level [N] level index."""
-        raw = self.hipnn(species, torch.linalg.vector_norm(vectors, dim=1), pair_first, pair_second)
+        distances = torch.linalg.vector_norm(vectors, dim=1)
+        unit_vectors = vectors / distances.unsqueeze(1) if self.hipnn.tensor_order > 0 else None
+        raw = self.hipnn(species, distances, pair_first, pair_second, None, unit_vectors)
         heads = self.head_of_level[atom_level].unsqueeze(1)
         energies = raw.gather(1, heads).squeeze(1) * self.energy_scale.to(raw.dtype)
+        if self.repulsion is not None:
+            energies = energies + self.repulsion(species, distances, pair_first, pair_second, species.shape[0])
         if include_self:
             energies = energies + self.self_energies[atom_level, species].to(raw.dtype)
         return energies

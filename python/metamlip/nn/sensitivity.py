@@ -41,12 +41,13 @@ class InverseGaussianSensitivity(nn.Module):
     def forward(self, distances: torch.Tensor, fused: bool = False) -> torch.Tensor:
         """distances [P] (Angstrom) -> sensitivities [P, n_sensitivities].
 
-        fused: compute them in one C++ pass (torch.ops.metamlip.sensitivity) where that applies:
-        CPU tensors and fixed centres and widths (an exported model), which is differentiable
-        once, with respect to the distances (forces, stress). Otherwise, and for training, the
-        formula below, which is the reference.
+        fused: compute them in one pass of the op library (torch.ops.metamlip.sensitivity, CPU
+        or CUDA kernel, like the pair sums of implementation "cpp") where that applies: fixed
+        centres and widths (an exported model), which is differentiable once, with respect to
+        the distances (forces, stress). Otherwise, and for training, the formula below, which is
+        the reference.
         """
-        if fused and distances.device.type == "cpu" and not self.mu.requires_grad and not self.sigma.requires_grad:
+        if fused and not self.mu.requires_grad and not self.sigma.requires_grad:
             return torch.ops.metamlip.sensitivity(distances, self.mu, self.sigma, self.cutoff)
         inverse = 1.0 / distances.unsqueeze(1)
         exponent = 0.5 * ((inverse - self.mu) / self.sigma).square()

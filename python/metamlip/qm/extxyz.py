@@ -20,8 +20,16 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 
 def read_frames(path: str | os.PathLike) -> list[Atoms]:
-    """All frames of an extxyz file (``.gz`` allowed)."""
-    return ase.io.read(path, index=":", format="extxyz")
+    """All frames of an extxyz file (``.gz`` allowed); ValueError with a one-line message
+    naming the file when it is truncated or not extxyz."""
+    try:
+        return ase.io.read(path, index=":", format="extxyz")
+    except FileNotFoundError:
+        raise
+    except EOFError:
+        raise ValueError(f"{path}: truncated gzip file (the compressed data end early)") from None
+    except (OSError, ValueError, KeyError, IndexError) as err:  # ASE and gzip parse errors
+        raise ValueError(f"{path}: not a readable extxyz file: {err}") from None
 
 
 def labelled_frame(atoms: Atoms, info: dict, energy: float, forces: np.ndarray) -> Atoms:

@@ -12,16 +12,22 @@ Files for an output ``OUT`` (e.g. ``hf_sto-3g.extxyz.gz``):
 
 Frames are matched by ``info['config_id']``: frames already in ``OUT`` or its parts are not
 recomputed. With ``workers == 1`` frames are labelled in this process; otherwise chunks go
-to spawned worker processes, each limited to ``threads`` threads.
+to spawned worker processes, each limited to ``threads`` threads, which end with the parent
+(even when it is killed with SIGKILL). Frames with a NaN position or two atoms closer than
+MIN_DISTANCE are recorded as failures without calling the QM program.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -40,6 +46,8 @@ from metamlip.qm.levels import Level, parse_level
 LABEL_KEYS = ("level", "program", "converged", "scf_cycles", "scf_strategy", "scf_conv_tol",
               "grid_level")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+MIN_DISTANCE = 0.5  # Angstrom: closer atom pairs are recorded as failures, never computed
 
 Failure = dict[str, str]
 
@@ -66,15 +74,38 @@ def failures_path(out: Path) -> Path:
     return out.with_name(out.name + ".failures.jsonl")
 
 
+def geometry_problem(atoms: Atoms) -> str | None:
+    """Why ``atoms`` cannot be given to a QM program (non-finite position, two atoms closer
+    than MIN_DISTANCE Angstrom), or None."""
+    positions = np.asarray(atoms.positions, dtype=float)
+    bad = np.argwhere(~np.isfinite(positions))
+    if len(bad):
+        return f"atom {int(bad[0, 0])} has a NaN or infinite position"
+    if len(positions) > 1:
+        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        distances[np.diag_indices(len(positions))] = np.inf
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        if distances[i, j] < MIN_DISTANCE:
+            return (f"atoms {min(i, j)} and {max(i, j)} are {distances[i, j]:.3f} Angstrom apart "
+                    f"(closer than {MIN_DISTANCE} Angstrom)")
+    return None
+
+
 def label_frame(atoms: Atoms, level: Level) -> Atoms:
     """A labelled copy of ``atoms`` (energy eV, forces eV/Angstrom, provenance in info).
-    Raises calculators.LabelError when no trustworthy label can be computed."""
+    Raises calculators.LabelError when no trustworthy label can be computed: a geometry that
+    fails ``geometry_problem`` (checked before any QM call), an unconverged SCF, or an error
+    of the QM program on this frame."""
+    where = f"frame {atoms.info.get('config_id')} at level {level.name}"
+    problem = geometry_problem(atoms)
+    if problem is not None:
+        raise calculators.LabelError(f"invalid geometry: {problem}")
     try:
         label = calculators.compute(atoms, level)
     except calculators.LabelError:
         raise
-    except Exception as err:
-        raise RuntimeError(f"frame {atoms.info['config_id']} at level {level.name}: {err}") from err
+    except Exception as err:  # the QM program failed on this frame
+        raise calculators.LabelError(f"{where}: {type(err).__name__}: {err}") from err
     info = {k: v for k, v in atoms.info.items() if k not in LABEL_KEYS}
     info.update(level=level.name, program=calculators.program_version(level), converged=True)
     if label.scf_cycles is not None:
@@ -159,7 +190,26 @@ def _in_order(frames: list[Atoms], done: dict[str, Atoms]) -> list[Atoms]:
     return [done[a.info["config_id"]] for a in frames if a.info["config_id"] in done]
 
 
-def _init_worker(threads: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when process ``parent`` ends, even by SIGKILL: Linux
+    PR_SET_PDEATHSIG (SIGKILL), elsewhere a daemon thread polling the parent id (1 s)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) \
+        if sys.platform.startswith("linux") else None
+    if libc is not None and libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    die_with_parent(parent)
     set_thread_budget(threads)
 
 
@@ -174,7 +224,7 @@ def _run_chunks(chunks: list[list[Atoms]], level: Level, workers: int, threads: 
     for name in THREAD_VARIABLES:  # inherited by spawned workers before they import numpy
         os.environ[name] = str(threads)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
     try:
         futures = {pool.submit(label_chunk, chunk, level.name): len(chunk) for chunk in chunks}
         for future in as_completed(futures):

@@ -41,6 +41,15 @@ class SamplingSettings:
     friction: float = 0.01
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"temperatures must be positive (K), got {list(self.temperatures)}")
+        for name in ("n_frames", "stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.equilibration < 0 or self.timestep <= 0 or self.friction < 0 or self.seed < 0:
+            raise ValueError("equilibration, friction and seed must be >= 0 and timestep > 0")
+
 
 def load_molecule(spec: str) -> tuple[str, Atoms]:
     """(name, atoms) from an ``ase.build.molecule`` name or an xyz/extxyz file (its first frame,

@@ -88,7 +88,12 @@ class ModelConfig(Section):
     cutoff: Positive = 5.0  # Angstrom
     soft_min: Positive = 0.75  # Angstrom
     soft_max: Positive = 4.0  # Angstrom
+    tensor_order: Literal[0, 1, 2] = 0  # 0 = HIP-NN; 1, 2 = HIP-NN-TS (vector, and quadrupole, sensitivities)
     species: Annotated[list[Annotated[int, Field(strict=True, ge=1, le=118)]], BeforeValidator(_list_not_string)] | None = None  # atomic numbers; None = the elements in the data
+    repulsion: Literal["zbl", "none"] = "zbl"  # core repulsion added to the network (nn/repulsion.py)
+    repulsion_inner: Annotated[float, BeforeValidator(_no_bool), Field(ge=0, lt=1)] = 0.5  # inner radius / outer radius (pure ZBL inside the inner radius)
+    repulsion_outer: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, le=1)] = 0.85  # outer radius / shortest distance of the element pair in the training data
+    repulsion_max_outer: Positive = 2.0  # outer radius at most this x the sum of the pair's covalent radii
 
     @model_validator(mode="after")
     def _radii_ordered(self) -> ModelConfig:

@@ -20,6 +20,7 @@ from metamlip.data.batching import GraphSet
 from metamlip.data.self_energies import energy_scale
 from metamlip.nn.build import build_potential
 from metamlip.nn.potential import Potential
+from metamlip.nn.repulsion import repulsion_from_config
 from metamlip.train.config import Config, ConfigError, TrainingConfig
 from metamlip.train.distributed import SINGLE
 from metamlip.train.metrics import error_metrics, predict
@@ -80,6 +81,7 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
     if len(val_idx) == 0:
         raise DataError("the validation set is empty: raise data.n_val")
     train = dataset.subset(train_idx)
+    repulsion = repulsion_from_config(config.model, species, train.configurations)
     self_energies = fit_self_energies(train, species)[level]
     torch.manual_seed(config.training.seed)
     potential = build_potential(
@@ -88,6 +90,7 @@ def train_scratch(config: Config, dataset: Dataset, out_dir: Path, comm, resume:
         [level],
         torch.from_numpy(self_energies)[None],
         energy_scale(train, species, {level: self_energies}),
+        repulsion=repulsion,
     )
     return train_target(config, potential, train, dataset.subset(val_idx), dataset.subset(test_idx), out_dir, comm, resume)
 
