@@ -53,7 +53,7 @@ LEFT_OUT_MOLECULE = "CH3CONH2"
 METHODS = ("scratch", "finetune", "mace")
 COLUMNS = [
     "split", "method", "n_train", "seed", "force_rmse_meV_per_A", "energy_rmse_meV_per_atom",
-    "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_test", "train_seconds",
+    "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_test", "train_seconds", "steps", "best_step",
 ]
 
 
@@ -434,16 +434,26 @@ def run_job(job: tuple, work: Path, pretrained: str, pretrain_steps: int | None,
         pretrain_without(job[1].molecule, pretrained, pretrain_dir(work, job[1].molecule, pretrain_steps), pretrain_steps)
         return None
     split, n, seed, method = job
-    directory = work / split.name / method / f"n{n}-seed{seed}"
+    directory = run_dir(work, job, pretrain_steps)
     if method == "mace":
         return cached(directory, lambda: train_mace(split, n, seed, directory, quick))
-    init = None
-    if method == "finetune":
-        init = pretrained if split.molecule is None else str(
-            pretrain_without(split.molecule, pretrained, pretrain_dir(work, split.molecule, pretrain_steps), pretrain_steps)
-        )
     overrides = {"training": {"max_steps": 300}, "finetune": {"max_steps": 300}} if quick else None
-    return cached(directory, lambda: train_metamlip(split, n, seed, init, pretrained, directory, overrides))
+
+    def start() -> str | None:
+        if method != "finetune":
+            return None
+        if split.molecule is None:
+            return pretrained
+        return str(pretrain_without(split.molecule, pretrained, pretrain_dir(work, split.molecule, pretrain_steps), pretrain_steps))
+
+    return cached(directory, lambda: train_metamlip(split, n, seed, start(), pretrained, directory, overrides))
+
+
+def run_dir(work: Path, job: tuple, pretrain_steps: int | None) -> Path:
+    """work/SPLIT/METHOD/nN-seedS (fine-tuning on the molecule split: -pretrainK for a shortened pre-training)."""
+    split, n, seed, method = job
+    suffix = f"-pretrain{pretrain_steps}" if method == "finetune" and split.molecule is not None and pretrain_steps else ""
+    return work / split.name / method / f"n{n}-seed{seed}{suffix}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -459,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
     parser.add_argument("--no-timing", action="store_true", help="skip the time per call at ~1k atoms")
+    parser.add_argument("--cached-only", action="store_true", help="only collect finished runs into the CSV, PNG and table (train nothing)")
     parser.add_argument("--pretrain-steps", type=int, help="outer steps of the molecule split's pre-training (default: the shipped recipe's; quick 200)")
     args = parser.parse_args(argv)
 
@@ -492,6 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         if job[3] == "finetune" and job[0].molecule is not None:
             jobs.insert(k, ("pretrain", job[0]))
             break
+    if args.cached_only:
+        done = [job for job in jobs if job[0] != "pretrain" and (run_dir(work, job, pretrain_steps) / "result.json").exists()]
+        print(f"collecting {len(done)} finished runs; not run: {len([j for j in jobs if j[0] != 'pretrain']) - len(done)}")
+        jobs = done
     rows = []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
