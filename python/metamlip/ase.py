@@ -17,7 +17,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from metamlip.deploy.device import resolve_device
 from metamlip.deploy.load import ModelSource, load_model
-from metamlip.deploy.pairs import build_pairs, check_pairs
+from metamlip.deploy.pairs import build_pairs, model_error
 
 
 class MetaMLIPCalculator(Calculator):
@@ -74,10 +74,12 @@ class MetaMLIPCalculator(Calculator):
             pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=self.device)
         strained = positions @ deformation
         edge_index, shifts = build_pairs(strained, self.cutoff, cell, pbc)
-        check_pairs(strained, edge_index, shifts, None)
         mask = torch.ones(len(atoms), dtype=torch.bool, device=self.device)
         numbers = torch.tensor(atoms.numbers, dtype=torch.int64, device=self.device)
-        energies = self.model(strained, numbers, edge_index, shifts, mask)
+        try:  # the model refuses overlapping atoms, naming them by index
+            energies = self.model(strained, numbers, edge_index, shifts, mask)
+        except torch.jit.Error as error:
+            raise model_error(error) from None
         energy = energies.sum()
         wrt = [positions, strain] if stress else [positions]
         gradients = torch.autograd.grad(energy, wrt)

@@ -78,6 +78,12 @@ def _decimal(x: float) -> str:
     return text.rstrip("0").rstrip(".")
 
 
+def model_error(error: torch.jit.Error) -> RuntimeError:
+    """The error a TorchScript model raised (check_distances' for overlapping atoms, say) as one
+    line, without TorchScript's traceback."""
+    return RuntimeError(str(error).strip().splitlines()[-1].removeprefix("builtins.RuntimeError: "))
+
+
 def check_pairs(
     positions: torch.Tensor, edge_index: torch.Tensor, shifts: torch.Tensor, atom_ids: Optional[torch.Tensor]
 ) -> None:

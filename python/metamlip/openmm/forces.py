@@ -21,7 +21,7 @@ from torch import nn
 
 from metamlip.deploy.device import DeviceError, load_on, module_bytes, resolve_device
 from metamlip.deploy.load import ModelSource, load_model
-from metamlip.deploy.pairs import build_pairs, check_pairs
+from metamlip.deploy.pairs import build_pairs, check_pairs, model_error
 from metamlip.openmm._openmmtorch import import_openmmtorch, openmmtorch_problem
 
 # 1 eV in kJ/mol (exact SI values of e and N_A); 1 nm = 10 Angstrom.
@@ -137,8 +137,8 @@ class PythonForceComputation:
             box = _to_tensor(state.getPeriodicBoxVectors(asNumpy=True), self.device)
         try:
             energy = self.module(positions, box)
-        except torch.jit.Error as error:  # keep the message, drop the TorchScript traceback
-            raise RuntimeError(str(error).strip().splitlines()[-1].removeprefix("builtins.RuntimeError: ")) from None
+        except torch.jit.Error as error:
+            raise model_error(error) from None
         (gradient,) = torch.autograd.grad(energy, positions)
         return float(energy.detach()), -gradient.cpu().numpy()
 
