@@ -17,9 +17,7 @@
 // (METAMLIP_CPU_ISA=baseline|avx2|avx512 forces one, for tests). Exact zeros in the
 // sensitivities (pairs where every Gaussian underflowed) are skipped, which changes nothing.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "metamlip/groups.h"
