@@ -391,7 +391,8 @@ def run(args: argparse.Namespace) -> None:
             if job.needs and not (work / "pretrain" / job.needs / "metrics.json").exists():
                 continue
             if job.gpu:
-                job.argv[job.argv.index("--budget-s") + 1] = f"{max(pretrain_end - now, 30):.0f}"
+                budget = max(pretrain_end - now, 30) if args.pretrain_budget_s is None else min(max(pretrain_end - now, 30), args.pretrain_budget_s)
+                job.argv[job.argv.index("--budget-s") + 1] = f"{budget:.0f}"
             pending.remove(job)
             _launch(job, logs)
             running.append(job)
@@ -609,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bundled", action="store_true", help="leave the bundled 7-level set out")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-frames", type=int, default=None, help="at most this many frames per source level (quick runs)")
+    p.add_argument("--target-only", action="store_true", help="re-read only the target level's labels (the split of what is labelled now)")
     p = sub.add_parser("pretrain", help="one pre-training variant")
     p.add_argument("--work", default="runs/foundation")
     p.add_argument("--variant", choices=list(VARIANTS), required=True)
@@ -632,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where pre-training runs (fine-tunes run on CPU)")
     p.add_argument("--budget-s", type=float, default=3600)
     p.add_argument("--finetune-reserve-s", type=float, default=150, help="seconds kept for fine-tuning after pre-training")
+    p.add_argument("--pretrain-budget-s", type=float, default=None, help="at most this many seconds per pre-training (default: all until the reserve)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes at once (one thread each)")
     p.add_argument("--variants", nargs="+", default=GPU_VARIANTS, choices=list(VARIANTS))
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
@@ -654,7 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--make-default", action="store_true", help="point pretrained:default at it")
     args = parser.parse_args(argv)
     work = Path(args.work)
-    if args.command == "prepare":
+    if args.command == "prepare" and args.target_only:
+        info = fd.prepare_target(work, Path(args.foundation))
+        print(json.dumps({k: info[k] for k in ("heldout_with_labels", "n_test", "n_val", "n_pool")}))
+    elif args.command == "prepare":
         info = fd.prepare(work, Path(args.foundation), None if args.no_bundled else fd.BUNDLED, workers=args.workers, max_frames_per_level=args.max_frames)
         print(json.dumps({k: v for k, v in info.items() if k != "banned_systems"}, indent=1))
     elif args.command == "pretrain":

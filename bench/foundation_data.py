@@ -221,11 +221,34 @@ def prepare(
     }
     with atomic_path(work / "prepared.pt") as tmp:
         torch.save({"sources": {level: (list(t), list(v)) for level, (t, v) in split.items()}, "info": info}, tmp)
-    with atomic_path(work / "target.pt") as tmp:
-        torch.save({"test": list(target.test), "val": list(target.val), "pool": list(target.pool), "molecules": target.molecules}, tmp)
+    _write_target(work, target)
     with atomic_path(work / "prepared.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def prepare_target(work: Path, foundation: Path = FOUNDATION, n_heldout: int = N_HELDOUT) -> dict[str, Any]:
+    """Rewrite only WORK/target.pt (and the target counts of prepared.json) from the target
+    level's chunks labelled by now; the pre-training sources stay as prepared."""
+    heldout = heldout_molecules(foundation / "manifest.yaml", n_heldout)
+    stem = TARGET_LEVEL.replace("/", "_")
+    paths = [p for p in foundation_files(foundation).get(stem, []) if chunk_order(p)[0] in heldout]
+    by_molecule: dict[str, list[Configuration]] = defaultdict(list)
+    for frames in read_files(paths):
+        for c in frames:
+            by_molecule[c.molecule].append(c)
+    target = split_target(by_molecule, heldout)
+    info = json.loads((work / "prepared.json").read_text())
+    info.update(heldout_with_labels=target.molecules, n_test=len(target.test), n_val=len(target.val), n_pool=len(target.pool))
+    _write_target(work, target)
+    with atomic_path(work / "prepared.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _write_target(work: Path, target: TargetData) -> None:
+    with atomic_path(work / "target.pt") as tmp:
+        torch.save({"test": list(target.test), "val": list(target.val), "pool": list(target.pool), "molecules": target.molecules}, tmp)
 
 
 def load_sources(work: Path) -> Prepared:

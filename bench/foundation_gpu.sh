@@ -12,7 +12,9 @@
 # FOUNDATION_DEVICE (cuda) where pre-training runs; FOUNDATION_ARGS more flags for `run`
 # (default: every variant of GPU_VARIANTS, seeds 0 and 1); FOUNDATION_WORK a work directory
 # to reuse (default: a fresh one under /tmp); FOUNDATION_SITE a directory where the wheels are
-# already installed; FOUNDATION_LOCK a lock file held while building (shared machines).
+# already installed; FOUNDATION_LOCK a lock file held while building (shared machines);
+# FOUNDATION_BUILD a build directory to reuse (default: a fresh one), FOUNDATION_BUILD_TIMEOUT
+# seconds for the build (default 200).
 # Needs PYTHON (default python3) with torch, numpy, cmake, ninja; pydantic and ase (and the
 # packages they need) are installed from .whl/ when python3 lacks them (no network, --no-deps).
 #
@@ -26,11 +28,12 @@ PYTHON=$(command -v "${PYTHON:-python3}") || { echo "foundation_gpu: no ${PYTHON
 BUDGET=${FOUNDATION_BUDGET_S:-400}
 DEVICE=${FOUNDATION_DEVICE:-cuda}
 ARGS=${FOUNDATION_ARGS:---seeds 0 1}
+NPROC=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 TMP=$(mktemp -d /tmp/metamlip-foundation.XXXXXX)
 WORK=${FOUNDATION_WORK:-$TMP/work}
 exec 3>&1 4>&2 > >(tee "$OUT/foundation_gpu.log") 2>&1
 TEE_PID=$!
-echo "# metamlip foundation run, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), budget ${BUDGET} s, device $DEVICE, $(nproc) CPUs"
+echo "# metamlip foundation run, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), budget ${BUDGET} s, device $DEVICE, $NPROC CPUs"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 # --- Missing Python packages from .whl/ (no network, no dependency resolution). --------------
@@ -54,7 +57,8 @@ mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/" && rm -rf "$STAGE/metamlip/
 PY_BIN=$(dirname "$PYTHON")
 CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
 NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
-cmake_args=(-S . -B "$TMP/build" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
+BUILD=${FOUNDATION_BUILD:-$TMP/build}
+cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
 [ -n "$NINJA" ] && cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
 if [ -n "${FOUNDATION_LOCK:-}" ]; then exec 9>>"$FOUNDATION_LOCK"; flock 9; fi
 BUILD_START=$(date +%s)
@@ -62,9 +66,9 @@ build_status=0
 timeout 120 "$CMAKE" "${cmake_args[@]}" >"$TMP/configure.log" 2>&1 || build_status=$?
 grep -E "metamlip:|Error|error:" "$TMP/configure.log"
 if [ $build_status -eq 0 ]; then
-  timeout 200 "$CMAKE" --build "$TMP/build" --parallel "$(nproc)" >"$TMP/build.log" 2>&1 || build_status=$?
+  timeout "${FOUNDATION_BUILD_TIMEOUT:-200}" "$CMAKE" --build "$BUILD" --parallel "$NPROC" >"$TMP/build.log" 2>&1 || build_status=$?
   grep -E "error|FAILED" "$TMP/build.log" | head -20
-  "$CMAKE" --install "$TMP/build" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?
+  "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?
 fi
 exec 9>&-
 echo "# build: exit status $build_status after $(( $(date +%s) - BUILD_START )) s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
@@ -78,7 +82,7 @@ if [ $build_status -eq 0 ]; then
   LEFT=$(( BUDGET - ($(date +%s) - START) - 15 ))
   # shellcheck disable=SC2086
   PYTHONUNBUFFERED=1 "$PYTHON" bench/foundation.py run --work "$WORK" --results "$OUT/results" --device "$DEVICE" \
-    --budget-s "$LEFT" --workers "$(nproc)" $ARGS
+    --budget-s "$LEFT" --workers "$NPROC" $ARGS
   status=$?
   "$PYTHON" bench/foundation.py pack --work "$WORK" --results "$OUT/results" --out "$OUT" >/dev/null || status=1
   ls -la "$OUT" "$OUT/results" 2>/dev/null
