@@ -157,6 +157,50 @@ def seconds_per_step(potential, data: GraphSet, settings, steps: int = 12, warmu
     return (time.perf_counter() - start) / steps
 
 
+class StepPlan:
+    """Re-plans a run's length at each validation so that its schedule (cosine rate, Reptile's
+    epsilon) ends `margin` seconds before `deadline`: steps left = time left / the time per
+    step measured over the second half of the run so far (validations included)."""
+
+    def __init__(self, deadline: float, margin: float, adaptive: bool = True) -> None:
+        self.deadline, self.margin, self.adaptive = deadline, margin, adaptive
+        self.history: list[tuple[float, int]] = []
+
+    def total(self, done: int, now: float | None = None) -> int | None:
+        """The new total number of steps after `done` steps (None: keep the plan)."""
+        now = time.time() if now is None else now
+        self.history.append((now, done))
+        if len(self.history) < 2 or not self.adaptive:
+            return None
+        t, s = self.history[(len(self.history) - 1) // 2]
+        per_step = (now - t) / max(done - s, 1)
+        return done + max(int((self.deadline - self.margin - now) / per_step), 1)
+
+
+class PlannedTrainer(Trainer):
+    """Trainer whose max_steps (and cosine length) follows a StepPlan."""
+
+    plan: StepPlan
+
+    def _end_epoch(self, n_batches: int, seconds: float) -> None:
+        super()._end_epoch(n_batches, seconds)
+        total = self.plan.total(self.state.global_step)
+        if total is not None and not self.state.stopped_early:
+            self.settings.max_steps = self.scheduler.total_steps = total
+
+
+class PlannedReptile(ReptileTrainer):
+    """ReptileTrainer whose outer_steps (and epsilon schedule) follows a StepPlan."""
+
+    plan: StepPlan
+
+    def _log_row(self) -> None:
+        super()._log_row()
+        total = self.plan.total(self.state.outer_step)
+        if total is not None:
+            self.reptile.outer_steps = max(total, self.state.outer_step + 1)
+
+
 class Deadline:
     """Sends this process SIGINT at `deadline` (time.time()): training then saves and stops."""
 
@@ -208,7 +252,7 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         outer = max(int(0.85 * left / (k * step_s + per_eval / config.reptile.eval_every)), 2)
         config.reptile.outer_steps = min(outer, max(max_steps // k, 2)) if max_steps else outer
         steps = config.reptile.outer_steps * k
-        trainer = ReptileTrainer(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
+        trainer = PlannedReptile(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
     else:
         per_epoch_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         epoch_steps = settings.epoch_size / settings.batch_size
@@ -216,18 +260,18 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         settings.max_steps = min(steps, max_steps) if max_steps else steps
         steps = settings.max_steps
         settings.warmup_steps = min(settings.warmup_steps, steps // 10)
-        trainer = Trainer(potential, train_set, pooled_val, settings, out, config.to_dict())
+        trainer = PlannedTrainer(potential, train_set, pooled_val, settings, out, config.to_dict())
+    trainer.plan = StepPlan(deadline, margin=5.0 + 0.04 * budget_s, adaptive=not max_steps)
     print(f"# pretrain {name}: {len(train)} frames, levels {', '.join(levels)}; {step_s * 1000:.1f} ms/step -> {steps} steps", flush=True)
     truncated = False
     try:
         with Deadline(deadline):
             potential = trainer.fit()
-    except TrainingInterrupted:
+    except TrainingInterrupted:  # out of time: Reptile keeps its meta-parameters, the others their best validation
         truncated = True
-        if config.strategy == "reptile":
-            save_checkpoint(out / "model.ckpt", potential, config.to_dict(), extra={"outer_step": trainer.state.outer_step})
-        else:
+        if config.strategy != "reptile":
             potential.load_state_dict(trainer.best_model_state)
+        save_checkpoint(out / "model.ckpt", potential, config.to_dict(), extra={"truncated": True})
     (out / "last.ckpt").unlink(missing_ok=True)
     done = trainer.state.outer_step * config.reptile.inner_steps if config.strategy == "reptile" else trainer.state.global_step
     metrics = {
@@ -236,7 +280,7 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         "levels": levels,
         "train_frames": len(train),
         "ms_per_step": step_s * 1000,
-        "planned_steps": steps,
+        "planned_steps": steps,  # from the first timing; re-planned at each validation
         "gradient_steps": done,
         "truncated": truncated,
         "seconds": time.time() - start,

@@ -115,6 +115,15 @@ def test_source_split_is_fixed_and_disjoint(fd, tiny):
     assert names and not [n for n in names if n.startswith("mp2") or "configs" in n]
 
 
+def test_step_plan_ends_the_schedule_at_the_deadline(foundation):
+    plan = foundation.StepPlan(deadline=1000.0, margin=10.0)
+    assert plan.total(100, now=100.0) is None  # one point: no rate yet
+    assert plan.total(200, now=200.0) == 200 + 790  # 1 s per step, 790 s left before the margin
+    assert plan.total(400, now=300.0) == 400 + 2 * 690  # faster now: the recent half counts
+    assert plan.total(401, now=995.0) == 402  # past the margin: stop at the next step
+    assert foundation.StepPlan(1000.0, 10.0, adaptive=False).total(5, now=1.0) is None
+
+
 def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     root, work, info, frames = tiny
     metrics = foundation.pretrain(work, "multihead", budget_s=120, device="cpu", max_steps=3)
