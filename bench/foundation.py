@@ -510,9 +510,28 @@ def report(work: Path, results: Path) -> None:
             f"\nHeld-out molecules with labels: {len(info['heldout_with_labels'])} of {len(info['heldout_molecules'])} "
             f"({', '.join(info['heldout_with_labels'])}); transfer source {info['transfer_source']}.\n"
         )
+    text += "\n" + recommendation(table) + "\n"
     with atomic_path(results / "foundation.md") as tmp:
         tmp.write_text(text)
     print(text)
+
+
+def recommendation(table: list[dict[str, Any]]) -> str:
+    """Which pre-trained start to ship: among those with a force RMSE below hipnn-meta-hcno's at
+    every size both have, the one with the lowest geometric-mean ratio; none if no start is."""
+    ratios: dict[str, list[float]] = {}
+    for row in table:
+        if row["start"] not in BASELINES and row["force_ratio_to_hcno"] != "":
+            ratios.setdefault(row["start"], []).append(float(row["force_ratio_to_hcno"]))
+    if not ratios:
+        return f"No pre-trained start has runs at a size where {SHIPPED} has one: nothing to compare."
+    better = [s for s in ratios if max(ratios[s]) < 1]
+    best = min(better or ratios, key=lambda s: float(np.mean(np.log(ratios[s]))))
+    listed = ", ".join(f"{r:.2f}" for r in ratios[best])
+    if better:
+        return (f"Best start: `{best}` (force RMSE / {SHIPPED}: {listed}, below 1 at every N): ship it with "
+                f"`python bench/foundation.py ship --variant {best} --make-default`.")
+    return f"Best start: `{best}` (force RMSE / {SHIPPED}: {listed}): not better at every N, keep `{SHIPPED}` as the default."
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
