@@ -216,11 +216,13 @@ class Deadline:
         self.timer.cancel()
 
 
-def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int | None = None) -> dict[str, Any]:
-    """Pre-train variant `name` on WORK's sources within budget_s seconds (data loading
-    included); writes WORK/pretrain/NAME/{model.ckpt, metrics.json, train_log.csv}."""
+def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int | None = None, deadline: float | None = None) -> dict[str, Any]:
+    """Pre-train variant `name` on WORK's sources within budget_s seconds, or until `deadline`
+    (time.time()) if given (data loading included); writes WORK/pretrain/NAME/{model.ckpt,
+    metrics.json, train_log.csv}."""
     start = time.time()
-    deadline = start + budget_s
+    deadline = start + budget_s if deadline is None else deadline
+    budget_s = deadline - start
     out = work / "pretrain" / name
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
@@ -369,7 +371,8 @@ def run(args: argparse.Namespace) -> None:
     """prepare -> pre-training (+ baseline fine-tunes meanwhile) -> fine-tunes -> report,
     every stage within the total budget."""
     t0 = time.time()
-    end = t0 + args.budget_s
+    finish = args.deadline if args.deadline is not None else t0 + args.budget_s
+    end = finish - 25  # runs stop here; the rest is for stopping them, the report and the archive
     work = Path(args.work)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -395,7 +398,7 @@ def run(args: argparse.Namespace) -> None:
     pending: list[Job] = []
     for variant in args.variants:
         if not (work / "pretrain" / variant / "metrics.json").exists():
-            pending.append(Job(f"pretrain-{variant}", ["pretrain", "--work", str(work), "--variant", variant, "--budget-s", "0", *device_flags, *step_flags], gpu=True))
+            pending.append(Job(f"pretrain-{variant}", ["pretrain", "--work", str(work), "--variant", variant, "--deadline", "0", *device_flags, *step_flags], gpu=True))
     priority = sorted(sizes, key=lambda n: (n != 50, n != 10, n != 100, n))  # most telling sizes first
     for seed in args.seeds:
         for n in priority:
@@ -425,7 +428,7 @@ def run(args: argparse.Namespace) -> None:
             for job in running:
                 job.process.send_signal(signal.SIGINT)
             print(f"# deadline: stopping {len(running)} run(s)", flush=True)
-        if stopping and now >= end + 10:
+        if stopping and now >= end + 8:
             for job in running:
                 job.process.kill()
         slots = args.workers - len(running)
@@ -436,7 +439,7 @@ def run(args: argparse.Namespace) -> None:
                 continue
             if job.gpu:
                 budget = max(pretrain_end - now, 30) if args.pretrain_budget_s is None else min(max(pretrain_end - now, 30), args.pretrain_budget_s)
-                job.argv[job.argv.index("--budget-s") + 1] = f"{budget:.0f}"
+                job.argv[job.argv.index("--deadline") + 1] = f"{now + budget:.1f}"
             pending.remove(job)
             _launch(job, logs)
             running.append(job)
@@ -447,6 +450,8 @@ def run(args: argparse.Namespace) -> None:
     if failed:
         print(f"# failed or stopped: {', '.join(failed)} (logs in {logs})", flush=True)
     report(work, Path(args.results))
+    if args.pack:
+        print(f"# archive {pack(work, Path(args.results), Path(args.pack))}", flush=True)
     print(f"# total {time.time() - t0:.0f} s", flush=True)
 
 
@@ -505,9 +510,28 @@ def report(work: Path, results: Path) -> None:
             f"\nHeld-out molecules with labels: {len(info['heldout_with_labels'])} of {len(info['heldout_molecules'])} "
             f"({', '.join(info['heldout_with_labels'])}); transfer source {info['transfer_source']}.\n"
         )
+    text += "\n" + recommendation(table) + "\n"
     with atomic_path(results / "foundation.md") as tmp:
         tmp.write_text(text)
     print(text)
+
+
+def recommendation(table: list[dict[str, Any]]) -> str:
+    """Which pre-trained start to ship: among those with a force RMSE below hipnn-meta-hcno's at
+    every size both have, the one with the lowest geometric-mean ratio; none if no start is."""
+    ratios: dict[str, list[float]] = {}
+    for row in table:
+        if row["start"] not in BASELINES and row["force_ratio_to_hcno"] != "":
+            ratios.setdefault(row["start"], []).append(float(row["force_ratio_to_hcno"]))
+    if not ratios:
+        return f"No pre-trained start has runs at a size where {SHIPPED} has one: nothing to compare."
+    better = [s for s in ratios if max(ratios[s]) < 1]
+    best = min(better or ratios, key=lambda s: float(np.mean(np.log(ratios[s]))))
+    listed = ", ".join(f"{r:.2f}" for r in ratios[best])
+    if better:
+        return (f"Best start: `{best}` (force RMSE / {SHIPPED}: {listed}, below 1 at every N): ship it with "
+                f"`python bench/foundation.py ship --variant {best} --make-default`.")
+    return f"Best start: `{best}` (force RMSE / {SHIPPED}: {listed}): not better at every N, keep `{SHIPPED}` as the default."
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -658,7 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pretrain", help="one pre-training variant")
     p.add_argument("--work", default="runs/foundation")
     p.add_argument("--variant", choices=list(VARIANTS), required=True)
-    p.add_argument("--budget-s", type=float, required=True)
+    p.add_argument("--budget-s", type=float, default=None, help="seconds for this pre-training, data loading included")
+    p.add_argument("--deadline", type=float, default=None, help="or: finish by this time (seconds since the epoch)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many gradient steps")
     p = sub.add_parser("finetune", help="one (start, N, seed) run at the target level")
@@ -676,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bundled", action="store_true")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where pre-training runs (fine-tunes run on CPU)")
-    p.add_argument("--budget-s", type=float, default=3600)
+    p.add_argument("--budget-s", type=float, default=3600, help="seconds for everything, report and archive included")
+    p.add_argument("--deadline", type=float, default=None, help="finish by this time (seconds since the epoch; instead of --budget-s)")
     p.add_argument("--finetune-reserve-s", type=float, default=150, help="seconds kept for fine-tuning after pre-training")
     p.add_argument("--pretrain-budget-s", type=float, default=None, help="at most this many seconds per pre-training (default: all until the reserve)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes at once (one thread each)")
@@ -686,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-max-steps", type=int, default=None)
     p.add_argument("--finetune-steps", type=int, default=None)
     p.add_argument("--scratch-steps", type=int, default=None)
+    p.add_argument("--pack", default=None, metavar="OUT", help="then write OUT/foundation.tar.gz (see pack)")
     p = sub.add_parser("report", help="CSV, PNG and table from the finished runs")
     p.add_argument("--work", default="runs/foundation")
     p.add_argument("--results", default=str(RESULTS))
@@ -708,7 +735,9 @@ def main(argv: list[str] | None = None) -> int:
         info = fd.prepare(work, Path(args.foundation), None if args.no_bundled else fd.BUNDLED, workers=args.workers, max_frames_per_level=args.max_frames)
         print(json.dumps({k: v for k, v in info.items() if k != "banned_systems"}, indent=1))
     elif args.command == "pretrain":
-        metrics = pretrain(work, args.variant, args.budget_s, args.device, args.max_steps)
+        if (args.budget_s is None) == (args.deadline is None):
+            parser.error("pretrain needs one of --budget-s and --deadline")
+        metrics = pretrain(work, args.variant, args.budget_s or 0.0, args.device, args.max_steps, args.deadline)
         print(json.dumps({k: metrics[k] for k in ("variant", "gradient_steps", "truncated", "seconds")}))
     elif args.command == "finetune":
         overrides: dict[str, dict[str, Any]] = {}

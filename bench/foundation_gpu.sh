@@ -79,12 +79,10 @@ export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 # --- The experiment, within what is left of the budget. --------------------------------------
 status=$build_status
 if [ $build_status -eq 0 ]; then
-  LEFT=$(( BUDGET - ($(date +%s) - START) - 15 ))
   # shellcheck disable=SC2086
   PYTHONUNBUFFERED=1 "$PYTHON" bench/foundation.py run --work "$WORK" --results "$OUT/results" --device "$DEVICE" \
-    --budget-s "$LEFT" --workers "$NPROC" $ARGS
+    --deadline "$(( START + BUDGET - 3 ))" --workers "$NPROC" --pack "$OUT" $ARGS
   status=$?
-  "$PYTHON" bench/foundation.py pack --work "$WORK" --results "$OUT/results" --out "$OUT" >/dev/null || status=1
   ls -la "$OUT" "$OUT/results" 2>/dev/null
 fi
 echo "# total $(( $(date +%s) - START )) s, exit status $status"

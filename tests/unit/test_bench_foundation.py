@@ -124,6 +124,19 @@ def test_step_plan_ends_the_schedule_at_the_deadline(foundation):
     assert foundation.StepPlan(1000.0, 10.0, adaptive=False).total(5, now=1.0) is None
 
 
+def test_recommendation_ships_only_a_start_better_at_every_size(foundation):
+    rows = [
+        {"start": "scratch", "force_ratio_to_hcno": 1.5},
+        {"start": "joint", "force_ratio_to_hcno": 0.8},
+        {"start": "joint", "force_ratio_to_hcno": 1.01},
+        {"start": "multihead", "force_ratio_to_hcno": 0.9},
+        {"start": "multihead", "force_ratio_to_hcno": 0.95},
+    ]
+    assert "`multihead`" in foundation.recommendation(rows) and "ship it" in foundation.recommendation(rows)
+    assert "keep `hipnn-meta-hcno`" in foundation.recommendation(rows[:3])
+    assert "nothing to compare" in foundation.recommendation([{"start": "joint", "force_ratio_to_hcno": ""}])
+
+
 def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     root, work, info, frames = tiny
     metrics = foundation.pretrain(work, "multihead", budget_s=120, device="cpu", max_steps=3)
