@@ -18,7 +18,8 @@
 #
 # Environment: ACCURACY_BUDGET_S (default 400) bounds the whole script; ACCURACY_JOBS (12) runs
 # at once; ACCURACY_DEVICE (cuda; cpu for a dry run); ACCURACY_WHEELS (.whl_mace); PYTHON
-# (python3); ACCURACY_BUILD_TIMEOUT_S (240); ACCURACY_LOCK (a lock file held while building). On the lent GPU machine, from the repository root, with .whl_mace carried:
+# (python3); ACCURACY_BUILD_TIMEOUT_S (240); ACCURACY_BUILD a build directory to reuse (default a
+# fresh one); ACCURACY_LOCK (a lock file held while building). On the lent GPU machine, from the repository root, with .whl_mace carried:
 #   ACCURACY_BUDGET_S=390 PYTHONUNBUFFERED=1 timeout 415 bash bench/accuracy_gpu.sh "$OUT"
 set -uo pipefail
 START=$(date +%s)
@@ -69,13 +70,14 @@ mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/" && rm -rf "$STAGE/metamlip/
 PY_BIN=$(dirname "$PYTHON")
 CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
 NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
-cmake_args=(-S . -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
+BUILD=${ACCURACY_BUILD:-$WORK/build}
+cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
 [ -n "$NINJA" ] && cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
 if [ -n "${ACCURACY_LOCK:-}" ]; then exec 9>>"$ACCURACY_LOCK"; flock 9; fi  # serialise builds on a shared machine
 build_status=0
 timeout 120 "$CMAKE" "${cmake_args[@]}" >"$OUT/configure.log" 2>&1 || build_status=$?
-[ $build_status -eq 0 ] && { timeout "${ACCURACY_BUILD_TIMEOUT_S:-240}" "$CMAKE" --build "$WORK/build" --parallel "$(nproc)" >"$OUT/build.log" 2>&1 || build_status=$?; }
-[ $build_status -eq 0 ] && { "$CMAKE" --install "$WORK/build" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?; }
+[ $build_status -eq 0 ] && { timeout "${ACCURACY_BUILD_TIMEOUT_S:-240}" "$CMAKE" --build "$BUILD" --parallel "$(nproc)" >"$OUT/build.log" 2>&1 || build_status=$?; }
+[ $build_status -eq 0 ] && { "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?; }
 exec 9>&-
 echo "# build: exit status $build_status after $(elapsed) s; op library: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
 grep -E "metamlip:" "$OUT/configure.log"
