@@ -12,14 +12,15 @@
 #      the time limit;
 #   5. writes into OUT_DIR: accuracy.csv, accuracy.png and accuracy_table.md (all finished
 #      runs), accuracy_gpu.log, and bench_accuracy_cache.tar.gz (each run's result.json and
-#      logs, no checkpoints: unpack in the repository root to merge into runs/).
+#      logs, no checkpoints: `tar -xzf ... -C runs/bench_accuracy` merges it into a cache).
 #
 #   bash bench/accuracy_gpu.sh OUT_DIR [more bench/accuracy.py arguments]
 #
 # Environment: ACCURACY_BUDGET_S (default 400) bounds the whole script; ACCURACY_JOBS (12) runs
 # at once; ACCURACY_DEVICE (cuda; cpu for a dry run); ACCURACY_WHEELS (.whl_mace); PYTHON
 # (python3); ACCURACY_BUILD_TIMEOUT_S (240); ACCURACY_BUILD a build directory to reuse (default a
-# fresh one); ACCURACY_LOCK (a lock file held while building). On the lent GPU machine, from the repository root, with .whl_mace carried:
+# fresh one); ACCURACY_LOCK (a lock file held while building). On the lent GPU machine, from the
+# repository root, with .whl_mace carried:
 #   ACCURACY_BUDGET_S=390 PYTHONUNBUFFERED=1 timeout 415 bash bench/accuracy_gpu.sh "$OUT"
 set -uo pipefail
 START=$(date +%s)
