@@ -640,7 +640,7 @@ def run_all(jobs: list[tuple], o: Options, n_jobs: int, time_limit: float | None
             todo.append(job)
     print(f"{len(rows)} runs cached, {len(todo)} to run ({n_jobs} at once, device {o.device})", flush=True)
     context = multiprocessing.get_context("spawn")
-    deadline = time.monotonic() + time_limit if time_limit else float("inf")
+    deadline = time.monotonic() + time_limit if time_limit is not None else float("inf")
     errors = o.work / "errors"
     errors.mkdir(parents=True, exist_ok=True)
     running: dict[Any, tuple[tuple, Any, Path]] = {}

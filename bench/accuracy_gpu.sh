@@ -12,14 +12,18 @@
 #      the time limit;
 #   5. writes into OUT_DIR: accuracy.csv, accuracy.png and accuracy_table.md (all finished
 #      runs), accuracy_gpu.log, and bench_accuracy_cache.tar.gz (each run's result.json and
-#      logs, no checkpoints: unpack in the repository root to merge into runs/).
+#      logs, no checkpoints: `tar -xzf ... -C runs/bench_accuracy` merges it into a cache).
 #
 #   bash bench/accuracy_gpu.sh OUT_DIR [more bench/accuracy.py arguments]
 #
 # Environment: ACCURACY_BUDGET_S (default 400) bounds the whole script; ACCURACY_JOBS (12) runs
 # at once; ACCURACY_DEVICE (cuda; cpu for a dry run); ACCURACY_WHEELS (.whl_mace); PYTHON
 # (python3); ACCURACY_BUILD_TIMEOUT_S (240); ACCURACY_BUILD a build directory to reuse (default a
-# fresh one); ACCURACY_LOCK (a lock file held while building). On the lent GPU machine, from the repository root, with .whl_mace carried:
+# fresh one); ACCURACY_LOCK (a lock file held while building). ACCURACY_METHODS (default all)
+# are trained on DEVICE; ACCURACY_CPU_METHODS, if set, at the same time on the CPU cores,
+# ACCURACY_CPU_JOBS (8) at once (small molecules gain little from a GPU that many processes
+# share); pass methods only through these two, the other accuracy.py arguments go to both.
+# On the lent GPU machine, from the repository root, with .whl_mace carried:
 #   ACCURACY_BUDGET_S=390 PYTHONUNBUFFERED=1 timeout 415 bash bench/accuracy_gpu.sh "$OUT"
 set -uo pipefail
 START=$(date +%s)
@@ -91,11 +95,21 @@ export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 # --- 4. The benchmark, within what is left of the budget ---------------------------------------
 COLLECT_S=25  # kept for step 5
 LIMIT=$(( BUDGET - $(elapsed) - COLLECT_S ))
+[ "$LIMIT" -lt 1 ] && LIMIT=1  # nothing left: only collect what is cached
 echo "# running bench/accuracy.py for at most ${LIMIT} s"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1  # one line per finished run, no bar
-"$PYTHON" bench/accuracy.py --device "$DEVICE" --jobs "$JOBS" --time-limit "$LIMIT" --no-timing \
+device_methods=()
+[ -n "${ACCURACY_METHODS:-}" ] && device_methods=(--methods $ACCURACY_METHODS)
+cpu_pid=""
+if [ -n "${ACCURACY_CPU_METHODS:-}" ]; then  # at the same time, on the CPU cores
+  "$PYTHON" bench/accuracy.py --device cpu --methods $ACCURACY_CPU_METHODS --jobs "${ACCURACY_CPU_JOBS:-8}" --time-limit "$LIMIT" \
+    --no-timing --work "$RUNS" --results "$WORK/cpu_results" "$@" 2>&1 | sed -u 's/^/[cpu] /' &
+  cpu_pid=$!
+fi
+"$PYTHON" bench/accuracy.py --device "$DEVICE" "${device_methods[@]}" --jobs "$JOBS" --time-limit "$LIMIT" --no-timing \
   --work "$RUNS" --results "$OUT" "$@"
 status=$?
+if [ -n "$cpu_pid" ]; then wait "$cpu_pid" || status=1; fi
 echo "# bench/accuracy.py: exit status $status after $(elapsed) s"
 
 # --- 5. Results: every finished run (also those cached before), and the cache ---------------------

@@ -19,6 +19,17 @@ training.batch_size (4) throughout, at most training.max_steps (6000) optimiser 
 stopping after training.patience_steps (3000) without improvement, both in epochs of the
 training set (hippynn counts epochs), so that only hippynn's loss, initialisation, learning
 rate and plateau schedule differ from metamlip's protocol.
+
+Run as a script, it trains ablations of a variant on one split of bench/accuracy.py and appends
+their test errors to bench/results/hippynn_ablation.csv (runs cached in the benchmark's work
+directory, hippynn_ablation/):
+
+    OMP_NUM_THREADS=1 python bench/accuracy_hippynn.py --split level --n 50 --base hippynn-steps \\
+        --variant base='{}' --variant no-decay='{"decay_factor": 1}' --variant lr1e-2='{"learning_rate": 0.01}'
+
+Keys beyond SETTINGS: decay_factor (hippynn's 1e-2: later energy heads start ×decay_factor per
+block), loss_form ("hippynn", or "mse": metamlip's MSE of energy per atom + MSE of forces),
+hierarchicality (True: the hierarchicality term in the loss).
 """
 
 from __future__ import annotations
@@ -158,12 +169,18 @@ def _train(train, val, test, architecture, species, seed, device, settings):
     f_rmse = loss.MSELoss.of_node(force) ** (1 / 2)
     f_mae = loss.MAELoss.of_node(force)
     hier = loss.Mean.of_node(henergy.hierarchicality)
-    error = e_rmse + e_mae + f_rmse + f_mae
+    if settings.get("loss_form", "hippynn") == "mse":  # ablation: metamlip's loss, MSE of energy per atom + MSE of forces
+        per_atom = physics.PerAtom("energy_per_atom", henergy.mol_energy)
+        per_atom.db_name = "energy_per_atom"
+        error = loss.MSELoss.of_node(per_atom) + loss.MSELoss.of_node(force)
+    else:
+        error = e_rmse + e_mae + f_rmse + f_mae
     validation = {"E-RMSE": e_rmse, "E-MAE": e_mae, "F-RMSE": f_rmse, "F-MAE": f_mae, "Hier": hier, "LossErr": error}
-    training_modules, db_info = assemble_for_training(error + hier, validation)
+    training_modules, db_info = assemble_for_training(error + hier if settings.get("hierarchicality", True) else error, validation)
 
     parts = {"train": train, "valid": val, "test": test}
     arrays = {key: np.concatenate([padded_arrays(d, species)[key] for d in parts.values()]) for key in ("species", "coordinates", "forces", "energy")}
+    arrays["energy_per_atom"] = arrays["energy"] / (arrays["species"] > 0).sum(1, keepdims=True)
     arrays = {k: torch.as_tensor(v) for k, v in arrays.items()}
     arrays["indices"] = torch.arange(sum(len(d) for d in parts.values()))
     start = time.perf_counter()
@@ -172,7 +189,7 @@ def _train(train, val, test, architecture, species, seed, device, settings):
     for name, part in parts.items():
         database.make_explicit_split(name, torch.arange(first, first + len(part)))
         first += len(part)
-    hierarchical_energy_initialization(henergy, database, trainable_after=False)
+    hierarchical_energy_initialization(henergy, database, trainable_after=False, decay_factor=settings.get("decay_factor", 1e-2))
     optimizer = torch.optim.Adam(training_modules.model.parameters(), lr=settings["learning_rate"])
     scheduler = RaiseBatchSizeOnPlateau(optimizer=optimizer, max_batch_size=settings["max_batch_size"], patience=settings["patience"], factor=0.5)
     controller = PatienceController(
@@ -198,3 +215,60 @@ def _train(train, val, test, architecture, species, seed, device, settings):
         "n_configurations": len(test),
     }
     return metrics, seconds, int(controller.current_epoch)
+
+
+ABLATION_COLUMNS = ["split", "n_train", "seed", "base", "variant", "settings", "force_rmse_meV_per_A", "energy_rmse_meV_per_atom", "epochs", "train_seconds"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import csv
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import accuracy
+
+    from metamlip.data import read_dataset
+    from metamlip.meta import strategies
+
+    parser = argparse.ArgumentParser(description="hippynn ablations on a split of bench/accuracy.py")
+    parser.add_argument("--split", choices=list(accuracy.SPLITS), default="level")
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", choices=VARIANTS, default="hippynn-steps")
+    parser.add_argument("--variant", action="append", required=True, metavar="NAME=JSON", help="settings on top of --base")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--pretrained", default="pretrained:hipnn-meta-hcno", help="whose architecture to copy")
+    parser.add_argument("--work", default=str(accuracy.ROOT / "runs" / "bench_accuracy" / "full" / "hippynn_ablation"))
+    parser.add_argument("--out", default=str(accuracy.ROOT / "bench" / "results" / "hippynn_ablation.csv"))
+    args = parser.parse_args(argv)
+    split = accuracy.SPLITS[args.split](read_dataset(str(accuracy.TARGET_FILE)), [args.n])
+    start = strategies.load_init(args.pretrained)
+    architecture, species = strategies.architecture_of(start), list(start.species)
+    rows = []
+    for text in args.variant:
+        name, _, changes = text.partition("=")
+        settings = {**settings_for(args.base, args.n, quick=False), **json.loads(changes or "{}")}
+        directory = Path(args.work) / args.split / f"n{args.n}-seed{args.seed}" / f"{args.base}-{name}"
+        key = accuracy.fingerprint({"settings": settings, "architecture": architecture, "species": species, "seed": args.seed})
+
+        def compute() -> dict[str, Any]:
+            metrics, seconds, epochs = train_hippynn(split.train[args.n], split.val, split.test, architecture, species, args.seed, directory, args.device, settings)
+            return {**{k: round(metrics[k], 3) for k in ("force_rmse_meV_per_A", "energy_rmse_meV_per_atom")}, "epochs": epochs, "train_seconds": round(seconds, 1)}
+
+        result = accuracy.cached(directory, compute, key)
+        rows.append({"split": args.split, "n_train": args.n, "seed": args.seed, "base": args.base, "variant": name, "settings": changes, **result})
+        print(f"{args.base} {name}: force {result['force_rmse_meV_per_A']:.1f} meV/Å, energy {result['energy_rmse_meV_per_atom']:.2f} meV/atom, {result['epochs']} epochs", flush=True)
+    out = Path(args.out)
+    new = not out.exists()
+    with open(out, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ABLATION_COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

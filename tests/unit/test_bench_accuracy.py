@@ -137,14 +137,16 @@ def test_hippynn_gets_our_architecture_and_step_budget(data):
     assert arrays["energy"][:, 0].tolist() == [c.energy for c in frames]
 
 
-def test_hippynn_test_errors_match_its_own_report(accuracy, data, tmp_path):
-    """Our test metrics of a (2-epoch) hippynn run equal the force RMSE hippynn itself prints."""
+@pytest.mark.parametrize("changes", [{}, {"loss_form": "mse", "decay_factor": 1.0, "hierarchicality": False}])
+def test_hippynn_test_errors_match_its_own_report(accuracy, data, tmp_path, changes):
+    """Our test metrics of a (2-epoch) hippynn run equal the force RMSE hippynn itself prints
+    (its own settings, and the ablation towards ours)."""
     pytest.importorskip("hippynn")
     import accuracy_hippynn
 
     split = accuracy.level_split(data, [25])  # hippynn evaluates a tenth of the training set: >= 1 batch
     architecture = {"n_features": 8, "n_sensitivities": 4, "n_interactions": 1, "n_atom_layers": 2, "cutoff": 5.0, "soft_min": 0.75, "soft_max": 4.0}
-    settings = {**accuracy_hippynn.SETTINGS, "max_epochs": 2}
+    settings = {**accuracy_hippynn.SETTINGS, "max_epochs": 2, **changes}
     metrics, _, epochs = accuracy_hippynn.train_hippynn(split.train[25], split.val, split.test.subset(range(6)), architecture, [1, 6, 7, 8], 0, tmp_path, "cpu", settings)
     assert epochs == 2 and metrics["n_configurations"] == 6
     report = (tmp_path / "hippynn_log.txt").read_text().split("Testing model...")[1]
