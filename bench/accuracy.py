@@ -726,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     data = read_dataset(str(TARGET_FILE))
     splits = [SPLITS[name](data, sizes) for name in args.splits]
-    o = Options(Path(args.work) / ("quick" if args.quick else "full"), args.pretrained, args.pretrain_steps or (200 if args.quick else None), args.quick, args.device)
+    o = Options(Path(args.work).resolve() / ("quick" if args.quick else "full"), args.pretrained, args.pretrain_steps or (200 if args.quick else None), args.quick, args.device)
     started = time.perf_counter()
     mace_sizes = args.mace_sizes or sizes
     runs = [

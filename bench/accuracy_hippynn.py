@@ -125,6 +125,7 @@ def train_hippynn(train, val, test, architecture: dict[str, Any], species: list[
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
+    default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     directory.mkdir(parents=True, exist_ok=True)
     log = io.StringIO()
@@ -136,6 +137,7 @@ def train_hippynn(train, val, test, architecture: dict[str, Any], species: list[
             return _train(train, val, test, architecture, species, seed, torch.device(device), settings)
     finally:
         os.chdir(cwd)
+        torch.set_default_dtype(default_dtype)  # the caller's (a test process's) default, not float64
         (directory / "hippynn_log.txt").write_text(log.getvalue())
 
 
