@@ -187,6 +187,7 @@ class FinetuneConfig(Section):
     self_energies: Literal["residual", "data"] = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
     new_head: bool | None = None  # a new energy head for the target level; None = only for multi-head models
     freeze_body: bool = False  # train only the energy heads
+    head_steps: Annotated[int, Field(strict=True, ge=0)] = 0  # first optimiser steps train only the energy heads, then all weights
     learning_rate: Positive | None = 3e-3  # peak learning rate when fine-tuning; null = training.learning_rate
     max_steps: Count | None = 3000  # optimiser steps when fine-tuning; null = training.max_steps
     l2sp: NonNegative = 0.0  # L2-SP: pull towards the pre-trained weights, strength * (w - w0) added to the gradient
