@@ -31,29 +31,34 @@ COLUMNS = ["split", "method", "n_train", "seed", "variant", "settings", "force_r
 
 # name -> (method, overrides). "base" = the defaults being measured.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "base": ("finetune", {}),
-    "zero-shot": ("finetune", {"finetune": {"max_steps": 1}}),  # the start with its refitted self energies only
-    "lr1e-3": ("finetune", {"finetune": {"learning_rate": 1e-3}}),
-    "lr1e-2": ("finetune", {"finetune": {"learning_rate": 1e-2}}),
-    "lr1e-2-6000": ("finetune", {"finetune": {"learning_rate": 1e-2, "max_steps": 6000}}),
-    "steps1500": ("finetune", {"finetune": {"max_steps": 1500}}),
-    "steps1000": ("finetune", {"finetune": {"max_steps": 1000}}),
-    "steps6000": ("finetune", {"finetune": {"max_steps": 6000}}),
-    "warmup0": ("finetune", {"training": {"warmup_steps": 0}}),
-    "warmup1000": ("finetune", {"training": {"warmup_steps": 1000}}),
-    "ema-off": ("finetune", {"training": {"ema_decay": None}}),
-    "ema0.999": ("finetune", {"training": {"ema_decay": 0.999}}),
-    "se-data": ("finetune", {"finetune": {"self_energies": "data"}}),
+    "base": ("finetune", {}),  # the defaults of the time (column `defaults`)
+    "heads0": ("finetune", {"finetune": {"head_steps": 0}}),  # the defaults before head_steps
+    "zero-shot": ("finetune", {"finetune": {"head_steps": 0, "max_steps": 1}}),  # the start with its refitted self energies only
+    "lr1e-3": ("finetune", {"finetune": {"head_steps": 0, "learning_rate": 0.001}}),
+    "lr1e-2": ("finetune", {"finetune": {"head_steps": 0, "learning_rate": 0.01}}),
+    "lr5e-3": ("finetune", {"finetune": {"head_steps": 0, "learning_rate": 0.005}}),
+    "lr1e-2-1500": ("finetune", {"finetune": {"head_steps": 0, "learning_rate": 0.01, "max_steps": 1500}}),
+    "lr1e-2-6000": ("finetune", {"finetune": {"head_steps": 0, "learning_rate": 0.01, "max_steps": 6000}}),
+    "steps1500": ("finetune", {"finetune": {"head_steps": 0, "max_steps": 1500}}),
+    "steps1000": ("finetune", {"finetune": {"head_steps": 0, "max_steps": 1000}}),
+    "steps6000": ("finetune", {"finetune": {"head_steps": 0, "max_steps": 6000}}),
+    "warmup0": ("finetune", {"training": {"warmup_steps": 0}, "finetune": {"head_steps": 0}}),
+    "warmup1000": ("finetune", {"training": {"warmup_steps": 1000}, "finetune": {"head_steps": 0}}),
+    "ema-off": ("finetune", {"training": {"ema_decay": None}, "finetune": {"head_steps": 0}}),
+    "ema0.999": ("finetune", {"training": {"ema_decay": 0.999}, "finetune": {"head_steps": 0}}),
+    "se-data": ("finetune", {"finetune": {"head_steps": 0, "self_energies": "data"}}),
     "heads-only": ("finetune", {"finetune": {"freeze_body": True}}),
     "heads-only-lr1e-2": ("finetune", {"finetune": {"freeze_body": True, "learning_rate": 1e-2}}),
     "heads500": ("finetune", {"finetune": {"head_steps": 500}}),
+    "heads500-1500": ("finetune", {"finetune": {"head_steps": 500, "max_steps": 1500}}),
+    "heads500-lr1e-2": ("finetune", {"finetune": {"head_steps": 500, "learning_rate": 1e-2}}),
     "heads1000": ("finetune", {"finetune": {"head_steps": 1000}}),
-    "l2sp1e-2": ("finetune", {"finetune": {"l2sp": 1e-2}}),
-    "l2sp1e-1": ("finetune", {"finetune": {"l2sp": 1e-1}}),
-    "fw10": ("finetune", {"training": {"force_weight": 10.0}}),
-    "ew10": ("finetune", {"training": {"energy_weight": 10.0}}),
-    "batch2": ("finetune", {"training": {"batch_size": 2}}),
-    "batch8": ("finetune", {"training": {"batch_size": 8}}),
+    "l2sp1e-2": ("finetune", {"finetune": {"head_steps": 0, "l2sp": 0.01}}),
+    "l2sp1e-1": ("finetune", {"finetune": {"head_steps": 0, "l2sp": 0.1}}),
+    "fw10": ("finetune", {"training": {"force_weight": 10.0}, "finetune": {"head_steps": 0}}),
+    "ew10": ("finetune", {"training": {"energy_weight": 10.0}, "finetune": {"head_steps": 0}}),
+    "batch2": ("finetune", {"training": {"batch_size": 2}, "finetune": {"head_steps": 0}}),
+    "batch8": ("finetune", {"training": {"batch_size": 8}, "finetune": {"head_steps": 0}}),
     "scratch": ("scratch", {}),
     "scratch-fw10": ("scratch", {"training": {"force_weight": 10.0}}),
     "scratch-ew10": ("scratch", {"training": {"energy_weight": 10.0}}),
@@ -83,6 +88,35 @@ def append_rows(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def latest_rows(csv_path: Path) -> dict[tuple, dict]:
+    """The last row of each (split, N, variant, seed) in the CSV."""
+    with open(csv_path, newline="") as handle:
+        return {(r["split"], int(r["n_train"]), r["variant"], r["seed"]): r for r in csv.DictReader(handle)}
+
+
+def table(csv_path: Path) -> str:
+    """Markdown: per variant, test force / energy RMSE on each split and N (mean over seeds, seeds in brackets)."""
+    import numpy as np
+
+    latest = latest_rows(csv_path)
+    panels = sorted({k[:2] for k in latest}, key=lambda p: (p[0] != "level", p[1]))
+    names = [v for v in VARIANTS if any(k[2] == v for k in latest)]
+    lines = ["| variant | settings | " + " | ".join(f"{s} N={n}: force / energy" for s, n in panels) + " |",
+             "| --- | --- |" + " ---: |" * len(panels)]
+    for name in names:
+        cells = []
+        for split, n in panels:
+            rows = [r for k, r in latest.items() if k[:3] == (split, n, name)]
+            if not rows:
+                cells.append("")
+                continue
+            force = np.mean([float(r["force_rmse_meV_per_A"]) for r in rows])
+            energy = np.mean([float(r["energy_rmse_meV_per_atom"]) for r in rows])
+            cells.append(f"{force:.1f} / {energy:.1f}" + (f" ({len(rows)} seeds)" if len(rows) > 1 else ""))
+        lines.append(f"| {name} | `{json.dumps(VARIANTS[name][1])}` ({VARIANTS[name][0]}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(csv_path: Path, png_path: Path) -> None:
     """Force RMSE per variant (latest row of each), one panel per split and N."""
     import matplotlib
@@ -90,11 +124,7 @@ def plot(csv_path: Path, png_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    latest: dict[tuple, dict] = {}
-    for r in rows:
-        latest[(r["split"], int(r["n_train"]), r["variant"], r["seed"])] = r
+    latest = latest_rows(csv_path)
     panels = sorted({(k[0], k[1]) for k in latest}, key=lambda p: (p[0] != "level", p[1]))
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
     for ax, (split, n) in zip(axes[0], panels):
@@ -124,7 +154,7 @@ def main() -> int:
     parser.add_argument("--work", default=str(accuracy.ROOT / "runs" / "bench_accuracy" / "full"))
     parser.add_argument("--out", default=str(RESULTS / "finetune_protocol.csv"))
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV")
+    parser.add_argument("--plot", action="store_true", help="only redraw the PNG from the CSV and print the table")
     args = parser.parse_args()
     out = Path(args.out)
     if not args.plot:
@@ -140,6 +170,7 @@ def main() -> int:
                       f"energy {r['energy_rmse_meV_per_atom']:.2f} meV/atom, steps {r['steps']} (best {r['best_step']}), "
                       f"{r['train_seconds']:.0f} s  {r['settings']}", flush=True)
     plot(out, out.with_suffix(".png"))
+    print(table(out))
     return 0
 
 
