@@ -143,7 +143,7 @@ def test_freeze_body_trains_the_heads_for_every_step(tmp_path):
 def test_head_steps_is_a_finetune_key(tmp_path):
     from metamlip.train.config import ConfigError, config_from_dict
 
-    assert config_from_dict({}).finetune.head_steps == 500
+    assert config_from_dict({}).finetune.head_steps == 0
     with pytest.raises(ConfigError, match="finetune.head_steps"):
         config_from_dict({"finetune": {"head_steps": -1}})
 
