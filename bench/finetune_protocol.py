@@ -118,28 +118,36 @@ def table(csv_path: Path) -> str:
 
 
 def plot(csv_path: Path, png_path: Path) -> None:
-    """Force RMSE per variant (latest row of each), one panel per split and N."""
+    """Force RMSE per variant (mean over seeds): one row of panels per split, one column per N;
+    grey bars are training from scratch, the dashed line the defaults before head_steps (heads0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     latest = latest_rows(csv_path)
-    panels = sorted({(k[0], k[1]) for k in latest}, key=lambda p: (p[0] != "level", p[1]))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
-    for ax, (split, n) in zip(axes[0], panels):
-        items = sorted(((k[2] + ("" if k[3] == "0" else f" s{k[3]}"), float(r["force_rmse_meV_per_A"]), r["method"])
-                        for k, r in latest.items() if k[:2] == (split, n)), key=lambda t: -t[1])
-        colours = ["tab:grey" if m == "scratch" else "tab:blue" for _, _, m in items]
-        ax.barh([t[0] for t in items], [t[1] for t in items], color=colours)
-        base = [t[1] for t in items if t[0] == "base"]
-        if base:
-            ax.axvline(base[0], color="k", lw=0.8, ls="--")
-        ax.set_xlabel("test force RMSE (meV/Å)")
-        ax.set_title(f"{split} split, N = {n} (grey: scratch)")
-        ax.tick_params(axis="y", labelsize=7)
+    splits = sorted({k[0] for k in latest}, key=lambda name: name != "level")
+    sizes = sorted({k[1] for k in latest})
+    figure, axes = plt.subplots(len(splits), len(sizes), figsize=(5 * len(sizes), 6 * len(splits)), squeeze=False)
+    for row, split in enumerate(splits):
+        for col, n in enumerate(sizes):
+            ax = axes[row][col]
+            names = sorted({k[2] for k in latest if k[:2] == (split, n)})
+            values = {v: np.mean([float(r["force_rmse_meV_per_A"]) for k, r in latest.items() if k[:3] == (split, n, v)]) for v in names}
+            order = sorted(names, key=lambda v: -values[v])
+            ax.barh(order, [values[v] for v in order], color=["tab:grey" if VARIANTS.get(v, ("",))[0] == "scratch" else "tab:blue" for v in order])
+            right = 2.0 * min(values.values())  # the start (zero-shot) can be far off: clipped, value printed
+            for k, v in enumerate(order):
+                ax.text(min(values[v], right), k, f" {values[v]:.0f}", va="center", fontsize=7)
+            if "heads0" in values:
+                ax.axvline(values["heads0"], color="k", lw=0.8, ls="--")
+            ax.set_xlim(0, right * 1.1)
+            ax.set_xlabel("test force RMSE (meV/Å), mean over seeds")
+            ax.set_title(f"{split} split, N = {n}")
+            ax.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
-    figure.savefig(png_path, dpi=110)
+    figure.savefig(png_path, dpi=100)
     plt.close(figure)
 
 
