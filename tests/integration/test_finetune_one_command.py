@@ -71,9 +71,10 @@ def test_npz_with_file_level_and_a_config_file(tmp_path, subset):
     config.write_text("training:\n  learning_rate: 0.001\n  max_epochs: 5\n")
     out = tmp_path / "npz"
     assert main([str(config), "--init", "pretrained:default", "--data", f"{npz}::{LEVEL}", "--n-train", "8", "--n-test", "10",
-                 "--out", str(out), *FAST]) == 0
+                 "--out", str(out), "--max-steps", "3", *FAST]) == 0
     saved = read_checkpoint(out / "model.ckpt")["config"]
     assert saved["training"]["learning_rate"] == 1e-3 and saved["training"]["max_epochs"] == 1
+    assert saved["training"]["max_steps"] == saved["finetune"]["max_steps"] == 3  # --max-steps is the fine-tuning budget too
     assert saved["data"]["n_test"] == 10 and saved["data"]["level"] == LEVEL
     assert finite_metrics(out / "metrics.json")["test"][LEVEL]["n_configurations"] == 10
 

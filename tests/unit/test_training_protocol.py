@@ -98,7 +98,7 @@ def test_anchor_adds_the_l2sp_gradient_before_each_step():
     assert anchor.penalty() == pytest.approx(0.5 * 2.0 * 2 * 0.4**2)
 
 
-def _trainer(tmp_path, **settings):
+def _trainer(tmp_path, head_steps=0, **settings):
     data = synthetic_dataset(12, seed=3)
     species = [1, 6, 7, 8]
     level = data[0].level
@@ -107,7 +107,45 @@ def _trainer(tmp_path, **settings):
     settings = TrainingConfig(**{"batch_size": 4, "progress": False, "checkpoint_every": 1000, **settings})
     train = GraphSet(data.configurations[:8], ARCH["cutoff"])
     val = GraphSet(data.configurations[8:16], ARCH["cutoff"])
-    return Trainer(potential, train, val, settings, tmp_path, {})
+    return Trainer(potential, train, val, settings, tmp_path, {}, head_steps=head_steps)
+
+
+def test_head_steps_train_the_heads_alone_then_every_weight(tmp_path):
+    """With the op library's pair sums (the default): the frozen body's sensitivities stay on the
+    twice-differentiable path that training on forces needs."""
+    trainer = _trainer(tmp_path, head_steps=3, max_steps=3, ema_decay=None, warmup_steps=0)
+    heads = {id(p) for p in trainer.potential.hipnn.head_parameters()}
+    start = {id(p): p.detach().clone() for p in trainer.parameters}
+    trainer.fit()  # 3 steps, all in the heads-only phase
+    moved = {id(p) for p in trainer.parameters if not torch.equal(p.detach(), start[id(p)])}
+    assert moved == heads
+    assert all(id(p) in heads for p in trainer.optimizer.state)  # no Adam state for the frozen body
+
+    later = _trainer(tmp_path / "later", head_steps=2, max_steps=4, ema_decay=None, warmup_steps=0)
+    body_start = [p.detach().clone() for p in later.body]
+    later.fit()  # steps 3 and 4 train the body too
+    assert all(not torch.equal(p.detach(), w0) for p, w0 in zip(later.body, body_start))
+
+
+def test_freeze_body_trains_the_heads_for_every_step(tmp_path):
+    from metamlip.train.config import config_from_dict
+    from metamlip.train.run import trainer_for
+
+    reference = _trainer(tmp_path / "ref", max_steps=2)
+    config = config_from_dict({"init": "x.ckpt", "finetune": {"freeze_body": True, "max_steps": 2}, "training": {"progress": False}})
+    trainer = trainer_for(config, reference.potential, reference.train_set, reference.val_set, tmp_path / "frozen")
+    body_start = [p.detach().clone() for p in trainer.body]
+    trainer.fit()
+    assert trainer.state.global_step == 2 and all(torch.equal(p.detach(), w0) for p, w0 in zip(trainer.body, body_start))
+    assert trainer_for(config_from_dict({"finetune": {"freeze_body": True}}), reference.potential, reference.train_set, reference.val_set, tmp_path / "s").head_steps == 0
+
+
+def test_head_steps_is_a_finetune_key(tmp_path):
+    from metamlip.train.config import ConfigError, config_from_dict
+
+    assert config_from_dict({}).finetune.head_steps == 0
+    with pytest.raises(ConfigError, match="finetune.head_steps"):
+        config_from_dict({"finetune": {"head_steps": -1}})
 
 
 def test_max_steps_stops_mid_epoch(tmp_path):

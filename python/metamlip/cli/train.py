@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-val", type=float, help="validation configurations, a count or a fraction < 1 (data.n_val); with --init and --n-train default 20%% of N, 5 to 100")
     parser.add_argument("--n-test", type=float, help="test configurations, a count or a fraction < 1 (data.n_test); with --init and --n-train default the rest of the level, at most 1000")
     parser.add_argument("--max-epochs", type=int, help="maximum number of epochs (training.max_epochs)")
-    parser.add_argument("--max-steps", type=int, help="maximum number of optimiser steps (training.max_steps)")
+    parser.add_argument("--max-steps", type=int, help="maximum number of optimiser steps (training.max_steps; when fine-tuning also finetune.max_steps)")
     parser.add_argument("--seed", type=int, help="seed for initial weights and shuffling (training.seed)")
     parser.add_argument("--strategy", choices=STRATEGIES, help="how other levels are used (strategy); default scratch")
     parser.add_argument("--source-levels", nargs="+", metavar="LEVEL", help="levels to pre-train on (data.source_levels)")
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             config.strategy = args.strategy
         if args.init:
             config.init = args.init
+        if args.max_steps is not None and (config.init is not None or config.strategy != "scratch"):
+            config.finetune.max_steps = args.max_steps  # the fine-tuning budget too (--compare-scratch: the same for both)
         if args.out:
             config.out = args.out
         if args.no_progress:

@@ -158,11 +158,6 @@ def add_target_level(potential: Potential, level: str, train: Dataset, settings:
         counts = composition_matrix(train, potential.species)
         fitted, *_ = np.linalg.lstsq(counts, energies, rcond=None)
         potential.self_energies[index] = torch.from_numpy(fitted).to(potential.self_energies)
-    if settings.freeze_body:
-        heads = {id(p) for p in potential.hipnn.input_head.parameters()}
-        heads |= {id(p) for block in potential.hipnn.blocks for p in block.head.parameters()}
-        for p in potential.parameters():
-            p.requires_grad_(id(p) in heads)
     return potential
 
 

@@ -220,6 +220,10 @@ class HIPNN(nn.Module):
     def n_heads(self) -> int:
         return self.input_head.out_features
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The weights and biases of the linear energy heads (the rest is the body)."""
+        return [p for head in [self.input_head] + [block.head for block in self.blocks] for p in head.parameters()]
+
 
 def received_pairs(mask: torch.Tensor, pair_first: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(receivers [M] = atoms where mask [N] is True, keep [P] bool = the pairs they receive,

@@ -182,11 +182,14 @@ class ReptileConfig(Section):
 
 
 class FinetuneConfig(Section):
-    """How a pre-trained model is adapted to the target level."""
+    """How a pre-trained model is adapted to the target level. Defaults chosen by measurement on
+    leave-out splits (README, "Training protocol", bench/finetune_protocol.py): Adam at 3e-3 for
+    3000 steps, every weight from the first step (no heads-first phase), no L2-SP."""
 
     self_energies: Literal["residual", "data"] = "residual"  # "residual": fit to E - model(E) on the training data; "data": fit to E
     new_head: bool | None = None  # a new energy head for the target level; None = only for multi-head models
     freeze_body: bool = False  # train only the energy heads
+    head_steps: Annotated[int, Field(strict=True, ge=0)] = 0  # first optimiser steps train only the energy heads, then every weight (README, "Training protocol": 500 helps when the start is far from the data)
     learning_rate: Positive | None = 3e-3  # peak learning rate when fine-tuning; null = training.learning_rate
     max_steps: Count | None = 3000  # optimiser steps when fine-tuning; null = training.max_steps
     l2sp: NonNegative = 0.0  # L2-SP: pull towards the pre-trained weights, strength * (w - w0) added to the gradient

@@ -8,6 +8,7 @@ layer, in metamlip.workflows.
 from __future__ import annotations
 
 import glob
+import sys
 import json
 from pathlib import Path
 from typing import Any
@@ -104,9 +105,15 @@ def prepare_potential(potential: Potential, settings: TrainingConfig) -> Potenti
 
 def trainer_for(config: Config, potential: Potential, train: GraphSet, val: GraphSet, out_dir: Path, comm=SINGLE) -> Trainer:
     """The Trainer of a target-level run; fine-tuning (config.init or a pre-training strategy)
-    takes the rate, step budget and L2-SP pull of config.finetune."""
+    takes the rate, step budget, L2-SP pull and heads-first steps of config.finetune
+    (freeze_body: the heads alone for every step)."""
     finetuning = config.init is not None or config.strategy != "scratch"
-    return Trainer(potential, train, val, training_settings(config, finetuning), out_dir, config.to_dict(), comm, anchor=config.finetune.l2sp if finetuning else 0.0)
+    f = config.finetune
+    head_steps = (sys.maxsize if f.freeze_body else f.head_steps) if finetuning else 0
+    return Trainer(
+        potential, train, val, training_settings(config, finetuning), out_dir, config.to_dict(), comm,
+        anchor=f.l2sp if finetuning else 0.0, head_steps=head_steps,
+    )
 
 
 def training_settings(config: Config, finetuning: bool) -> TrainingConfig:

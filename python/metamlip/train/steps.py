@@ -65,11 +65,15 @@ def gradient_step(
     data: GraphSet,
     indices: Sequence[int],
     distributed: bool = True,
+    frozen: Sequence[torch.nn.Parameter] = (),
 ) -> float:
     """One clipped optimiser step on configurations `indices` of `data`; returns the loss.
 
     distributed=False: this process alone takes the whole batch (Reptile's inner steps, where
-    processes work on different tasks).
+    processes work on different tasks). frozen: parameters left out of this step (gradients
+    dropped before clipping, so Adam skips them). They still require grad: frozen sensitivity
+    centres would switch HIP-NN to the fused op, which cannot give the force loss's second
+    derivatives.
     """
     s = context.settings
     comm = context.comm if distributed else SINGLE
@@ -85,6 +89,8 @@ def gradient_step(
         value = loss.detach().item()
     all_reduce_grads(comm, parameters)
     (value,) = comm.sum_floats(value)
+    for p in frozen:
+        p.grad = None
     torch.nn.utils.clip_grad_norm_(parameters, s.grad_clip)
     optimizer.step()
     return value

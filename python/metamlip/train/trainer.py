@@ -63,7 +63,8 @@ class Trainer:
     (metamlip.train.ema; validation and the saved model use the average) + early stopping on
     the validation loss, counted in epochs (`patience`) or optimiser steps (`patience_steps`).
 
-    Only parameters with requires_grad are trained (fine-tuning may freeze the body). Files in
+    Only parameters with requires_grad are trained (fine-tuning may freeze the body, or train
+    the heads alone for its first `head_steps` steps). Files in
     out_dir: last.ckpt (full state, every `checkpoint_every` steps and each epoch), model.ckpt
     (best validation model), train_log.csv. Under torchrun each batch is split across the
     processes (see metamlip.train.steps); only rank 0 writes files.
@@ -79,8 +80,12 @@ class Trainer:
         config: dict[str, Any],
         comm: Comm = SINGLE,
         anchor: float = 0.0,
+        head_steps: int = 0,
     ) -> None:
-        """anchor: L2-SP strength towards the starting weights (fine-tuning; metamlip.train.anchor)."""
+        """anchor: L2-SP strength towards the starting weights (fine-tuning; metamlip.train.anchor).
+        head_steps: the first optimiser steps train only the energy heads (the body's gradients
+        are dropped), the later ones every trained weight (fine-tuning: heads first, then all;
+        a step count beyond max_steps trains the heads alone)."""
         self.potential = potential
         self.train_set = train
         self.val_set = val
@@ -106,6 +111,9 @@ class Trainer:
         self.average = WeightAverage(self.parameters, settings.ema_decay) if settings.ema_decay else None
         if anchor > 0:
             WeightAnchor(self.parameters, anchor).attach(self.optimizer)
+        heads = {id(p) for p in potential.hipnn.head_parameters()}
+        self.body = [p for p in self.parameters if id(p) not in heads]
+        self.head_steps = head_steps
         self.state = TrainState()
         self.best_model_state = copy.deepcopy(potential.state_dict())
 
@@ -166,7 +174,8 @@ class Trainer:
 
     def train_step(self, indices: np.ndarray) -> float:
         self.scheduler.set_step(self.state.global_step + 1)
-        loss = gradient_step(self.context, self.parameters, self.optimizer, self.train_set, indices)
+        frozen = self.body if self.state.global_step < self.head_steps else ()
+        loss = gradient_step(self.context, self.parameters, self.optimizer, self.train_set, indices, frozen=frozen)
         if self.average is not None:
             self.average.update()
         return loss
