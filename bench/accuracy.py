@@ -163,12 +163,20 @@ def method_overrides(method: str, device: str, quick: bool) -> dict[str, dict[st
     return overrides
 
 
+# Config keys added after runs were cached, with the value that means what those runs did: left
+# out of the fingerprint at that value, so that adding a key does not void the cache.
+KEYS_ADDED_LATER = {("finetune", "head_steps"): 0}
+
+
 def metamlip_fingerprint(pretrained: str, init_label: str | None, seed: int, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a metamlip run's result depends on: the config sections that shape training (not
     where it runs); init by name (the molecule split's start: its recipe and step count)."""
     config = metamlip_config(pretrained, init_label, seed, overrides).model_dump(include={"init", "model", "training", "finetune"})
     for key in ("device", "progress", "checkpoint_every"):
         config["training"].pop(key)
+    for (section, key), value in KEYS_ADDED_LATER.items():
+        if config[section].get(key, value) == value:
+            config[section].pop(key, None)
     return config
 
 
