@@ -5,8 +5,8 @@
     python bench/foundation.py report --work runs/foundation             # CSV, PNG, table from what finished
     python bench/foundation.py ship --work runs/foundation --variant multihead   # -> pretrained:hipnn-meta-chno
 
-Starts compared: `scratch` (the target level only, `metamlip-train` defaults), `hipnn-meta-hcno`
-(the shipped model), and one pre-training per VARIANTS entry (transfer from the closest level,
+Starts compared: `scratch` (the target level only, `metamlip-train` defaults), the shipped
+models `hipnn-meta-hcno` and `hipnn-meta-hcno-ts2` (HIP-NN-TS l = 2, the accuracy issue's start), and one pre-training per VARIANTS entry (transfer from the closest level,
 joint, multi-head, Reptile variants) on the sources of foundation_data.py, every one the
 current default model (HIP-NN, core repulsion). Each start is fine-tuned at `mp2/cc-pvdz` on
 N = 10, 25, 50, 100 frames of the held-out molecules with the protocol of `metamlip-train
@@ -69,7 +69,8 @@ from metamlip.train.trainer import Trainer  # noqa: E402
 RESULTS = fd.ROOT / "bench" / "results" / "foundation"
 SIZES = (10, 25, 50, 100)
 SHIPPED = "hipnn-meta-hcno"
-BASELINES = ("scratch", SHIPPED)
+SHIPPED_STARTS = (SHIPPED, "hipnn-meta-hcno-ts2")  # shipped models compared as starts (-ts2: HIP-NN-TS l = 2)
+BASELINES = ("scratch", *SHIPPED_STARTS)
 # Pre-training variants: strategy, source levels ("all", or "foundation": only the campaign's
 # levels, no bundled set) and Reptile settings. Reptile: k = 32 was better than 8 on the bundled
 # set (README, "Meta-learning"), epsilon constant 1 better than 1 -> 0 there; Adam inner
@@ -297,7 +298,7 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
 # --- fine-tuning ----------------------------------------------------------------------------
 
 def start_checkpoint(work: Path, start: str) -> str:
-    return f"pretrained:{start}" if start == SHIPPED else str(work / "pretrain" / start / "model.ckpt")
+    return f"pretrained:{start}" if start in SHIPPED_STARTS else str(work / "pretrain" / start / "model.ckpt")
 
 
 def finetune(work: Path, start: str, n_train: int, seed: int, device: str = "cpu", overrides: dict | None = None) -> dict[str, Any]:
@@ -573,8 +574,10 @@ SHIP_NAME = "hipnn-meta-chno"
 PRETRAINED_DIR = fd.ROOT / "python" / "metamlip" / "pretrained"
 
 
-def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str, Any], table: list[dict[str, str]], weights: int) -> str:
-    """The model card of a shipped foundation start (markdown)."""
+def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str, Any], table: list[dict[str, str]], weights: int,
+               default: bool = False, scans: str | None = None) -> str:
+    """The model card of a shipped foundation start (markdown); default: `pretrained:default`
+    names it; scans: foundation_scan.py's summary (markdown), if run."""
     s = metrics["settings"]["pretrain"]
     r = metrics["settings"]["reptile"]
     how = {
@@ -586,10 +589,12 @@ def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str,
     lines = [
         f"# {name}", "",
         f"HIP-NN for H/C/N/O molecules and molecular clusters, {how}: the foundation start for fine-tuning to a new level "
-        f"of theory and new molecules (`--init pretrained:{name}`).", "",
+        f"of theory and new molecules (`--init pretrained:{name}`"
+        + (", or `--init pretrained:default`, which names this model). `hipnn-meta-hcno` and `hipnn-meta-hcno-ts2` stay available." if default else ")."),
+        "",
         "## Use", "",
         "```bash",
-        f"metamlip-train --init pretrained:{name} --data mine.extxyz --level my/level --n-train 50 --out runs/mine --compare-scratch",
+        f"metamlip-train --init pretrained:{'default' if default else name} --data mine.extxyz --level my/level --n-train 50 --out runs/mine --compare-scratch",
         "```", "",
         "Fine-tuning adds the new level (a new energy head for a multi-head model, initialised as the mean of the others) "
         "with self energies fitted to what the network does not yet predict. Fine-tune before use: the pre-training "
@@ -633,10 +638,12 @@ def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str,
         "| start | N | force RMSE | energy RMSE (meV/atom) | / scratch | / hipnn-meta-hcno |", "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in table:
-        if row["start"] in (variant, "scratch", SHIPPED):
+        if row["start"] in (variant, *BASELINES):
             label = name if row["start"] == variant else row["start"]
             lines.append(f"| {label} | {row['n_train']} | {row['force_rmse_meV_per_A']} | {row['energy_rmse_meV_per_atom']} | "
                          f"{row['force_ratio_to_scratch']} | {row['force_ratio_to_hcno']} |")
+    if scans:
+        lines += ["", "## Energy-surface scans of held-out molecules", "", f"`bench/foundation_scan.py` (variant `{variant}` = this model):", "", scans.strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -658,7 +665,9 @@ def ship(work: Path, results: Path, variant: str, name: str = SHIP_NAME, make_de
                                f"{a['n_atom_layers']} atom layers per block, cutoff {a['cutoff']} Å, {potential.hipnn.n_heads} energy head(s), ")
     weights = sum(p.numel() for p in potential.parameters())
     shutil.copyfile(source, PRETRAINED_DIR / f"{name}.ckpt")
-    (PRETRAINED_DIR / f"{name}.md").write_text(model_card(name, variant, metrics, info, table, weights))
+    scans = results / "foundation_scan.md"
+    card = model_card(name, variant, metrics, info, table, weights, make_default, scans.read_text() if scans.exists() else None)
+    (PRETRAINED_DIR / f"{name}.md").write_text(card)
     if make_default:
         init = PRETRAINED_DIR / "__init__.py"
         text = init.read_text()
@@ -688,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=None, help="at most this many gradient steps")
     p = sub.add_parser("finetune", help="one (start, N, seed) run at the target level")
     p.add_argument("--work", default="runs/foundation")
-    p.add_argument("--start", required=True, help="scratch, hipnn-meta-hcno or a variant")
+    p.add_argument("--start", required=True, help="scratch, a shipped model (hipnn-meta-hcno, hipnn-meta-hcno-ts2) or a variant")
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

@@ -19,6 +19,7 @@ from metamlip.nn.checkpoint import load_potential, read_checkpoint
 
 MP2 = Path(__file__).parents[2] / "examples" / "data" / "mp2_cc-pvdz.extxyz.gz"
 LEVEL = "mp2/cc-pvdz"
+DEFAULT_MODEL = pretrained.ALIASES[pretrained.DEFAULT]  # the shipped model `pretrained:default` names
 FAST = ["--max-epochs", "1", "--no-progress"]
 
 
@@ -42,7 +43,7 @@ def test_one_command_fine_tune(tmp_path, capsys):
     out = tmp_path / "mine"
     assert main(["--init", "pretrained:default", "--data", str(MP2), "--level", LEVEL, "--n-train", "10", "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out
-    assert "fine-tuning pretrained:hipnn-meta-hcno on mp2/cc-pvdz: 10 training, 5 validation, 585 test configurations" in printed
+    assert f"fine-tuning pretrained:{DEFAULT_MODEL} on mp2/cc-pvdz: 10 training, 5 validation, 585 test configurations" in printed
     for name in ("model.ckpt", "last.ckpt", "metrics.json", "metrics.csv", "train_log.csv", "parity.png", "loss_curve.png"):
         assert (out / name).stat().st_size > 0, name
     metrics = finite_metrics(out / "metrics.json")
@@ -54,7 +55,7 @@ def test_one_command_fine_tune(tmp_path, capsys):
         metrics["test"][LEVEL]["force_rmse_meV_per_A"]
     )
     config = read_checkpoint(out / "model.ckpt")["config"]
-    assert config["init"] == "pretrained:hipnn-meta-hcno"  # the model the alias meant
+    assert config["init"] == f"pretrained:{DEFAULT_MODEL}"  # the model the alias meant
     assert config["data"]["n_val"] == 5 and config["data"]["n_test"] == 585
     assert config["training"]["max_epochs"] == 1  # the flag
     tuned = load_potential(out / "model.ckpt")
@@ -93,7 +94,7 @@ def test_compare_scratch(tmp_path, capsys, subset):
     with open(out / "comparison.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["model"] for r in rows] == ["fine-tuned", "scratch"]
-    assert [r["start"] for r in rows] == ["pretrained:hipnn-meta-hcno", "scratch"]
+    assert [r["start"] for r in rows] == [f"pretrained:{DEFAULT_MODEL}", "scratch"]
     assert all(r["n_train"] == "10" and r["n_test"] == "30" and math.isfinite(float(r["force_rmse_meV_per_A"])) for r in rows)
     # each row equals the test metrics its run wrote
     for row, run in zip(rows, (out, out / "scratch")):
@@ -110,7 +111,7 @@ def test_compare_scratch(tmp_path, capsys, subset):
 
 def test_pretrained_default_everywhere(tmp_path, capsys, subset):
     assert main(["--list-pretrained"]) == 0
-    assert "pretrained:default  = pretrained:hipnn-meta-hcno" in capsys.readouterr().out
+    assert f"pretrained:default  = pretrained:{DEFAULT_MODEL}" in capsys.readouterr().out
     model = tmp_path / "model.pt"
     assert export_main(["pretrained:default", "-o", str(model), "--level", "gfn2-xtb"]) == 0
     assert load_model("pretrained:default", level="gfn2-xtb")[1]["level"] == "gfn2-xtb"
@@ -126,7 +127,7 @@ def test_one_command_errors(tmp_path, capsys, subset):
         assert message.count("\n") == 0, message
         return message
 
-    assert "no pre-trained model named 'nope' (shipped: default (= hipnn-meta-hcno), hipnn-meta-hcno" in error(
+    assert f"no pre-trained model named 'nope' (shipped: default (= {DEFAULT_MODEL}), hipnn-meta-" in error(
         "--init", "pretrained:nope", "--level", LEVEL, "--n-train", "10")
     assert "--n-train 700: the data hold only 120 configurations at level mp2/cc-pvdz" in error(
         "--init", "pretrained:default", "--level", LEVEL, "--n-train", "700")

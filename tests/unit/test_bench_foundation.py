@@ -9,7 +9,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import ase.build
 import ase.io
+import numpy as np
 import pytest
 
 from metamlip.nn.checkpoint import load_potential
@@ -115,6 +117,16 @@ def test_source_split_is_fixed_and_disjoint(fd, tiny):
     assert names and not [n for n in names if n.startswith("mp2") or "configs" in n]
 
 
+def test_scan_torsion_is_the_backbone_torsion(foundation, tmp_path):
+    scans = _load("foundation_scan")
+    for molecule in scans.SCANS:
+        atoms = ase.io.read(scans.first_conformer(molecule, tmp_path))
+        a, b, c, d = scans.backbone_torsion(atoms)
+        assert all(atoms.numbers[k] > 1 for k in (a, b, c, d)) and {b, c} < set(range(len(atoms)))
+    with pytest.raises(scans.ScanError, match="0 backbone torsions"):
+        scans.backbone_torsion(ase.build.molecule("C6H6"))  # ring bonds only
+
+
 def test_step_plan_ends_the_schedule_at_the_deadline(foundation):
     plan = foundation.StepPlan(deadline=1000.0, margin=10.0)
     assert plan.total(100, now=100.0) is None  # one point: no rate yet
@@ -151,6 +163,18 @@ def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
         rows[start] = foundation.finetune(work, start, 3, 0, overrides={"finetune": {"max_steps": 2}, "training": {"max_steps": 2}})
         assert rows[start]["n_test"] == 4 and rows[start]["steps"] == 2 and rows[start]["force_rmse_meV_per_A"] > 0
     assert foundation.finetune(work, "scratch", 3, 0) == rows["scratch"]  # finished: read back, not trained again
+    scans = _load("foundation_scan")
+    monkeypatch.setattr("metamlip.meta.scan.reference_energies", lambda geometries, level: np.array(
+        [np.cos(np.radians(g.get_dihedral(0, 1, 2, 3))) + g.get_distance(0, 4) ** 2 + g.get_angle(1, 0, 4) ** 2 / 1e4 for g in geometries]))
+    assert scans.main(["--work", str(work), "--results", str(tmp_path / "scan"), "--molecules", "butadiene",
+                       "--starts", "scratch", "multihead", "--n", "3", "--points", "7"]) == 0
+    with open(tmp_path / "scan" / "foundation_scan.csv", newline="") as handle:
+        scanned = list(csv.DictReader(handle))
+    assert [(r["start"], r["scan"]) for r in scanned] == [(s, k) for s in ("scratch", "multihead") for k in ("bond", "angle", "torsion")]
+    assert all(float(r["rmse_meV"]) > 0 for r in scanned) and (tmp_path / "scan" / "scan" / "butadiene" / "scan.png").exists()
+    assert "| multihead |" in (tmp_path / "scan" / "foundation_scan.md").read_text()
+    with pytest.raises(SystemExit):  # no model fine-tuned on 50 frames
+        scans.main(["--work", str(work), "--results", str(tmp_path / "scan"), "--molecules", "butadiene", "--n", "50"])
     results = tmp_path / "results"
     foundation.report(work, results)
     with open(results / "foundation.csv", newline="") as handle:
@@ -165,6 +189,7 @@ def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     shipped = foundation.ship(work, results, "multihead", make_default=True)
     card = (package / "hipnn-meta-chno.md").read_text()
     assert "| `hf/sto-3g` |" in card and "| hipnn-meta-chno | 3 |" in card and "`urea`" in card
+    assert "--init pretrained:default" in card and "Energy-surface scans" not in card  # the scans went to another folder
     assert 'ALIASES = {DEFAULT: "hipnn-meta-chno"}' in (package / "__init__.py").read_text()
     assert load_potential(shipped).levels == model.levels
     archive = foundation.pack(work, results, tmp_path / "out")

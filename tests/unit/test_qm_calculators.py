@@ -49,3 +49,13 @@ def test_xtb_forces_match_finite_differences():
     label = compute(water, level)
     assert label.scf_cycles is None
     np.testing.assert_allclose(label.forces, _fd_forces(water, level, h=1e-4), atol=1e-4)
+
+
+@pytest.mark.parametrize("level_name", ["hf/sto-3g", "pbe/sto-3g", "mp2/sto-3g", "gfn2-xtb"])
+def test_energy_only_matches_energy_of_full_label(level_name):
+    level = parse_level(level_name)
+    water = molecule("H2O")
+    water.positions[0] += [0.05, -0.03, 0.02]
+    full, energy_only = compute(water, level), compute(water, level, forces=False)
+    assert energy_only.forces is None and full.forces.shape == (3, 3)
+    assert energy_only.energy == pytest.approx(full.energy, abs=1e-8)

@@ -96,7 +96,8 @@ def run_scan(args: argparse.Namespace) -> str:
     scans_module.write_scan_csv(out / "scan.csv", scans, reference, models)
     model_levels = {name: level for name, (_, level) in potentials.items()}
     other = sorted(set(model_levels.values()) - {reference_level})
-    title = f"{args.molecule}: models vs {reference_level}" + (f" (models evaluated at {', '.join(other)})" if other else "")
+    label = Path(args.molecule).name.split(".")[0] if Path(args.molecule).exists() else args.molecule
+    title = f"{label}: models vs {reference_level}" + (f" (models evaluated at {', '.join(other)})" if other else "")
     scans_module.scan_plot(out / "scan.png", scans, reference, models, title)
     summary = {"molecule": args.molecule, "reference": reference_level, "model_levels": model_levels, "metrics": metrics}
     levels_text = "".join(

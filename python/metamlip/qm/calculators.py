@@ -35,13 +35,13 @@ class LabelError(RuntimeError):
 class Label:
     """Result of one calculation.
 
-    energy: eV; forces: (n_atoms, 3) eV/Angstrom; scf_cycles: total SCF iterations over all
+    energy: eV; forces: (n_atoms, 3) eV/Angstrom (None when not asked for); scf_cycles: total SCF iterations over all
     attempts (None for xTB); scf_strategy: the SCF attempt that converged
     (``diis``, ``level_shift``, ``newton``; None for xTB).
     """
 
     energy: float
-    forces: np.ndarray
+    forces: np.ndarray | None
     scf_cycles: int | None = None
     scf_strategy: str | None = None
 
@@ -62,11 +62,16 @@ def settings(level: Level) -> dict[str, float | int | str]:
     return out
 
 
-def compute(atoms: Atoms, level: Level) -> Label:
-    """Energy (eV) and forces (eV/Angstrom) of ``atoms`` at ``level``; LabelError on failure."""
+def compute(atoms: Atoms, level: Level, forces: bool = True) -> Label:
+    """Energy (eV) and forces (eV/Angstrom) of ``atoms`` at ``level``; LabelError on failure.
+
+    forces=False: the energy only (``Label.forces`` None), which skips the PySCF gradient
+    (about a third of the cost of HF/DFT, two thirds of MP2's).
+    """
     if level.family == "xtb":
-        return _compute_xtb(atoms, level)
-    return _compute_pyscf(atoms, level)
+        label = _compute_xtb(atoms, level)
+        return label if forces else Label(label.energy, None)
+    return _compute_pyscf(atoms, level, forces)
 
 
 def _spin(atoms: Atoms) -> int:
@@ -135,7 +140,7 @@ def _converged_scf(make_mf):
     )
 
 
-def _compute_pyscf(atoms: Atoms, level: Level) -> Label:
+def _compute_pyscf(atoms: Atoms, level: Level, forces: bool = True) -> Label:
     from pyscf import dft, gto, mp, scf
 
     mol = gto.M(
@@ -158,11 +163,13 @@ def _compute_pyscf(atoms: Atoms, level: Level) -> Label:
     if level.family == "mp2":
         pt = mp.MP2(mf)
         pt.kernel()
-        energy, gradient = pt.e_tot, pt.nuc_grad_method().kernel()
+        energy, method = pt.e_tot, pt
     else:
-        grad = mf.nuc_grad_method()
-        if level.family == "dft":
-            grad.grid_response = True
-        energy, gradient = mf.e_tot, grad.kernel()
-    forces = -np.asarray(gradient, dtype=float) * (Hartree / Bohr)
-    return Label(float(energy) * Hartree, forces, cycles, strategy)
+        energy, method = mf.e_tot, mf
+    if not forces:
+        return Label(float(energy) * Hartree, None, cycles, strategy)
+    grad = method.nuc_grad_method()
+    if level.family == "dft":
+        grad.grid_response = True
+    gradient = grad.kernel()
+    return Label(float(energy) * Hartree, -np.asarray(gradient, dtype=float) * (Hartree / Bohr), cycles, strategy)
