@@ -5,10 +5,12 @@
     python bench/foundation.py report --work runs/foundation             # CSV, PNG, table from what finished
     python bench/foundation.py ship --work runs/foundation --variant multihead   # -> pretrained:hipnn-meta-chno
 
-Starts compared: `scratch` (the target level only, `metamlip-train` defaults), the shipped
+Starts compared: `scratch` and `scratch-ts2` (the target level only, `metamlip-train` defaults;
+HIP-NN and HIP-NN-TS l = 2), the shipped
 models `hipnn-meta-hcno` and `hipnn-meta-hcno-ts2` (HIP-NN-TS l = 2, the accuracy issue's start), and one pre-training per VARIANTS entry (transfer from the closest level,
 joint, multi-head, Reptile variants) on the sources of foundation_data.py, every one the
-current default model (HIP-NN, core repulsion). Each start is fine-tuned at `mp2/cc-pvdz` on
+current default model (HIP-NN, core repulsion) unless the variant says otherwise (`-ts2`:
+HIP-NN-TS l = 2). Each start is fine-tuned at `mp2/cc-pvdz` on
 N = 10, 25, 50, 100 frames of the held-out molecules with the protocol of `metamlip-train
 --init` (scratch: the from-scratch protocol), validated on one frame per molecule, tested on the
 fixed test frames.
@@ -70,7 +72,8 @@ RESULTS = fd.ROOT / "bench" / "results" / "foundation"
 SIZES = (10, 25, 50, 100)
 SHIPPED = "hipnn-meta-hcno"
 SHIPPED_STARTS = (SHIPPED, "hipnn-meta-hcno-ts2")  # shipped models compared as starts (-ts2: HIP-NN-TS l = 2)
-BASELINES = ("scratch", *SHIPPED_STARTS)
+SCRATCH = {"scratch": {}, "scratch-ts2": {"tensor_order": 2}}  # from-scratch starts: model settings
+BASELINES = (*SCRATCH, *SHIPPED_STARTS)
 # Pre-training variants: strategy, source levels ("all", or "foundation": only the campaign's
 # levels, no bundled set) and Reptile settings. Reptile: k = 32 was better than 8 on the bundled
 # set (README, "Meta-learning"), epsilon constant 1 better than 1 -> 0 there; Adam inner
@@ -85,6 +88,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Reptile samples levels uniformly: the bundled set's three levels (4 molecules each) would
     # take half of its steps; this variant meta-trains on the broad levels only (>= 20 systems).
     "reptile-broad": {"strategy": "reptile", "levels": "broad", "reptile": {"inner_steps": 32, "outer_lr": 1.0, "outer_lr_end": 0.0}},
+    # HIP-NN-TS l = 2 (the accuracy issue's model; ~2.5x the cost per step)
+    "multihead-ts2": {"strategy": "multihead", "model": {"tensor_order": 2}},
+    "reptile-ts2": {"strategy": "reptile", "model": {"tensor_order": 2}, "reptile": {"inner_steps": 32, "outer_lr": 1.0, "outer_lr_end": 0.0}},
 }
 GPU_VARIANTS = ["transfer", "joint", "multihead", "reptile", "reptile-k8", "reptile-eps1", "reptile-broad"]
 PRETRAIN = {  # shared by every pre-training (the step budget comes from the wall-time budget)
@@ -122,7 +128,7 @@ def variant_config(name: str, info: dict[str, Any], device: str, max_steps: int 
         {
             "strategy": spec["strategy"],
             "data": {"level": fd.TARGET_LEVEL, "transfer_source": info["transfer_source"]},
-            "model": {"species": fd.SPECIES},
+            "model": {"species": fd.SPECIES, **spec.get("model", {})},
             "training": {"device": device, "progress": False},
             "pretrain": pretrain,
             "reptile": {**REPTILE, "eval_every": 50, **spec.get("reptile", {})},
@@ -315,14 +321,14 @@ def finetune(work: Path, start: str, n_train: int, seed: int, device: str = "cpu
     train = target.pool.subset(balanced_order(target.pool, seed)[:n_train])
     values: dict[str, Any] = {
         "data": {"level": fd.TARGET_LEVEL},
-        "model": {"species": fd.SPECIES},
+        "model": {"species": fd.SPECIES, **SCRATCH.get(start, {})},
         "training": {"seed": seed, "device": device, "progress": False, "epoch_size": 100},
         "out": str(out),
     }
     for section, keys in (overrides or {}).items():
         values.setdefault(section, {}).update(keys)
     config = config_from_dict(values)
-    if start == "scratch":
+    if start in SCRATCH:
         potential = strategies.fresh_potential(config, train, [fd.TARGET_LEVEL], fd.SPECIES)
     else:
         config.init = start_checkpoint(work, start)
@@ -588,7 +594,7 @@ def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str,
     }[metrics["strategy"]]
     lines = [
         f"# {name}", "",
-        f"HIP-NN for H/C/N/O molecules and molecular clusters, {how}: the foundation start for fine-tuning to a new level "
+        f"{metrics['model_name']} for H/C/N/O molecules and molecular clusters, {how}: the foundation start for fine-tuning to a new level "
         f"of theory and new molecules (`--init pretrained:{name}`"
         + (", or `--init pretrained:default`, which names this model). `hipnn-meta-hcno` and `hipnn-meta-hcno-ts2` stay available." if default else ")."),
         "",
@@ -611,7 +617,7 @@ def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str,
         lines.append(f"| `{level}` | {v['systems']} | {v['train']} | {v['val']} |")
     lines += [
         "", "## Strategy and settings", "",
-        f"- Model: HIP-NN, {metrics.get('architecture', '')}{weights:,} weights, core repulsion (ZBL) on, float32.",
+        f"- Model: {metrics['model_name']}, {metrics['architecture']}{weights:,} weights, core repulsion (ZBL) on, float32.",
         f"- `{metrics['strategy']}` (bench/foundation.py variant `{variant}`): batches of {s['batch_size']}, "
         + ("" if r else f"Adam at peak rate {s['learning_rate']:g}, {s['schedule']} schedule with {s['warmup_steps']} warm-up steps, ")
         + f"{metrics['gradient_steps']} gradient steps in {metrics['seconds']:.0f} s on {metrics['device']}; loss: MSE of energy per atom "
@@ -661,6 +667,8 @@ def ship(work: Path, results: Path, variant: str, name: str = SHIP_NAME, make_de
         table = list(csv.DictReader(handle))
     potential = load_potential(source)
     a = potential.architecture
+    order = potential.hipnn.tensor_order
+    metrics["model_name"] = f"HIP-NN-TS (tensor sensitivities, l = {order})" if order else "HIP-NN"
     metrics["architecture"] = (f"{a['n_features']} features, {a['n_sensitivities']} sensitivities, {a['n_interactions']} interactions, "
                                f"{a['n_atom_layers']} atom layers per block, cutoff {a['cutoff']} Å, {potential.hipnn.n_heads} energy head(s), ")
     weights = sum(p.numel() for p in potential.parameters())
@@ -697,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=None, help="at most this many gradient steps")
     p = sub.add_parser("finetune", help="one (start, N, seed) run at the target level")
     p.add_argument("--work", default="runs/foundation")
-    p.add_argument("--start", required=True, help="scratch, a shipped model (hipnn-meta-hcno, hipnn-meta-hcno-ts2) or a variant")
+    p.add_argument("--start", required=True, help="scratch, scratch-ts2, a shipped model (hipnn-meta-hcno, hipnn-meta-hcno-ts2) or a variant")
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -752,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides: dict[str, dict[str, Any]] = {}
         if args.finetune_steps is not None:
             overrides["finetune"] = {"max_steps": args.finetune_steps}
-        if args.scratch_steps is not None and args.start == "scratch":
+        if args.scratch_steps is not None and args.start in SCRATCH:
             overrides["training"] = {"max_steps": args.scratch_steps, "patience_steps": min(args.scratch_steps, 3000)}
         print(json.dumps(finetune(work, args.start, args.n, args.seed, args.device, overrides)))
     elif args.command == "run":
