@@ -470,6 +470,36 @@ def collect(work: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return rows, pre
 
 
+def molecule_errors(work: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Test errors per held-out molecule of every finished run (from its model.ckpt): which
+    molecules a start gets wrong."""
+    target = fd.load_target(work)
+    graphs: dict[float, GraphSet] = {}  # test graphs per cutoff
+    molecules = [c.molecule for c in target.test]
+    atoms_molecule = np.repeat(molecules, [len(c.numbers) for c in target.test])
+    out = []
+    for r in rows:
+        path = work / "runs" / r["start"] / f"n{r['n_train']}-seed{r['seed']}" / "model.ckpt"
+        if not path.exists():
+            continue
+        potential = load_potential(path)
+        if potential.cutoff not in graphs:
+            graphs[potential.cutoff] = GraphSet(target.test.configurations, potential.cutoff, False)
+        pred = predict(potential, graphs[potential.cutoff])
+        energy = (pred.energy_pred - pred.energy_ref) / pred.n_atoms * 1000
+        force = (pred.force_pred - pred.force_ref) * 1000
+        for molecule in dict.fromkeys(molecules):
+            sel, atoms = np.array(molecules) == molecule, atoms_molecule == molecule
+            e = energy[sel] - energy[sel].mean()  # per-molecule offset removed: the shape of its surface
+            out.append({
+                "start": r["start"], "n_train": r["n_train"], "seed": r["seed"], "molecule": molecule,
+                "force_rmse_meV_per_A": round(float(np.sqrt(np.mean(force[atoms] ** 2))), 1),
+                "energy_rmse_meV_per_atom": round(float(np.sqrt(np.mean(energy[sel] ** 2))), 2),
+                "energy_rmse_offset_removed": round(float(np.sqrt(np.mean(e**2))), 2),
+            })
+    return out
+
+
 def report(work: Path, results: Path) -> None:
     """RESULTS/foundation_runs.csv, foundation.csv, foundation.png, foundation.md and
     foundation_pretrain.csv from every finished run in WORK."""
@@ -481,6 +511,9 @@ def report(work: Path, results: Path) -> None:
     order = [s for s in [*BASELINES, *VARIANTS] if any(r["start"] == s for r in rows)]
     rows.sort(key=lambda r: (order.index(r["start"]), r["n_train"], r["seed"]))
     _write_csv(results / "foundation_runs.csv", rows, COLUMNS)
+    per_molecule = molecule_errors(work, rows)
+    if per_molecule:
+        _write_csv(results / "foundation_molecules.csv", per_molecule, list(per_molecule[0]))
     summary = summarise([{**r, "strategy": r["start"]} for r in rows])
     summary.sort(key=lambda s: (order.index(s["strategy"]), s["n_train"]))
     scratch = {s["n_train"]: s["force_rmse_meV_per_A"] for s in summary if s["strategy"] == "scratch"}
