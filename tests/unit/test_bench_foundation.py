@@ -181,6 +181,10 @@ def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
         table = list(csv.DictReader(handle))
     assert [r["start"] for r in table] == ["scratch", "multihead"] and float(table[0]["force_ratio_to_scratch"]) == 1.0
     assert (results / "foundation.png").exists() and (results / "foundation_pretrain.csv").exists()
+    with open(results / "foundation_molecules.csv", newline="") as handle:
+        per_molecule = list(csv.DictReader(handle))
+    assert [(r["start"], r["molecule"]) for r in per_molecule] == [("scratch", "urea"), ("multihead", "urea")]
+    assert float(per_molecule[1]["force_rmse_meV_per_A"]) == pytest.approx(rows["multihead"]["force_rmse_meV_per_A"], rel=1e-3)
     package = tmp_path / "pretrained"
     package.mkdir()
     init = ROOT / "python" / "metamlip" / "pretrained" / "__init__.py"
