@@ -78,16 +78,6 @@ def defaults_label() -> str:
     return f"lr {f.learning_rate:g}, steps {f.max_steps}, l2sp {f.l2sp:g}, head_steps {f.head_steps}"
 
 
-def append_rows(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-
-
 def latest_rows(csv_path: Path) -> dict[tuple, dict]:
     """The last row of each (split, N, variant, seed) in the CSV."""
     with open(csv_path, newline="") as handle:
@@ -173,7 +163,7 @@ def main() -> int:
             futures = {pool.submit(run_tagged, *task, args.tag, Path(args.work), args.pretrained): task for task in tasks}
             for future in as_completed(futures):
                 r = future.result()
-                append_rows([r], out)
+                protocol.append_rows([r], out, COLUMNS)
                 print(f"{r['split']} N={r['n_train']} {r['variant']:>18} seed {r['seed']}: force {r['force_rmse_meV_per_A']:.1f} meV/Å, "
                       f"energy {r['energy_rmse_meV_per_atom']:.2f} meV/atom, steps {r['steps']} (best {r['best_step']}), "
                       f"{r['train_seconds']:.0f} s  {r['settings']}", flush=True)

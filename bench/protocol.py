@@ -40,6 +40,17 @@ def run_variant(split_name: str, n: int, seed: int, method: str, name: str, over
     return {**{k: result.get(k) for k in COLUMNS}, "variant": name, "settings": key}
 
 
+def append_rows(rows: list[dict], path: Path, columns: list[str] = COLUMNS) -> None:
+    """Append rows to a CSV, writing the header when the file is new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=["level", "molecule"], default="level")
@@ -56,14 +67,7 @@ def main() -> int:
     tasks = [(args.split, args.n, seed, args.method, name, o, Path(args.work), args.pretrained) for name, o in variants for seed in args.seeds]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         rows = list(pool.map(run_variant, *zip(*tasks)))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with open(out, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(rows, Path(args.out))
     for r in rows:
         print(f"{r['variant']:>16} seed {r['seed']}: force {r['force_rmse_meV_per_A']:.1f} meV/Å, energy {r['energy_rmse_meV_per_atom']:.2f} meV/atom, "
               f"steps {r['steps']} (best {r['best_step']}), {r['train_seconds']:.0f} s  {r['settings']}")
