@@ -64,31 +64,12 @@ if [ -f "$WHEELS/bench_accuracy_cache.tar.gz" ]; then
 fi
 
 # --- 3. Build the op library into a staged copy of the package ------------------------------
-for dir in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
-  [ -x "$dir/nvcc" ] && case ":$PATH:" in *":$dir:"*) ;; *) export PATH="$PATH:$dir" ;; esac
-done
-TORCH_LIB=$("$PYTHON" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-STAGE="$WORK/pkg"
-mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/" && rm -rf "$STAGE/metamlip/lib"
-PY_BIN=$(dirname "$PYTHON")
-CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
-NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
-BUILD=${ACCURACY_BUILD:-$WORK/build}
-cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
-[ -n "$NINJA" ] && cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
-if [ -n "${ACCURACY_LOCK:-}" ]; then exec 9>>"$ACCURACY_LOCK"; flock 9; fi  # serialise builds on a shared machine
-build_status=0
-timeout 120 "$CMAKE" "${cmake_args[@]}" >"$OUT/configure.log" 2>&1 || build_status=$?
-[ $build_status -eq 0 ] && { timeout "${ACCURACY_BUILD_TIMEOUT_S:-240}" "$CMAKE" --build "$BUILD" --parallel "$(nproc)" >"$OUT/build.log" 2>&1 || build_status=$?; }
-[ $build_status -eq 0 ] && { "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?; }
-exec 9>&-
-echo "# build: exit status $build_status after $(elapsed) s; op library: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
-grep -E "metamlip:" "$OUT/configure.log"
-if [ $build_status -ne 0 ]; then
+source bench/stage_build.sh
+STAGE_BUILD_DIR=${ACCURACY_BUILD:-} STAGE_BUILD_LOCK=${ACCURACY_LOCK:-} STAGE_BUILD_TIMEOUT_S=${ACCURACY_BUILD_TIMEOUT_S:-240} \
+  stage_build "$WORK" "$OUT" -DMETAMLIP_LAMMPS_PLUGIN=OFF
+if [ "$BUILD_STATUS" -ne 0 ]; then
   tail -30 "$OUT/build.log" 2>/dev/null || tail -30 "$OUT/configure.log"
 fi
-export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
 "$PYTHON" -c "import torch, metamlip, mace, hippynn; print('# python', __import__('sys').version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'metamlip from', metamlip.__file__)" \
   || echo "# imports failed: see above"
 

@@ -49,31 +49,10 @@ fi
 [ -n "$SITE" ] && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
 # --- Build the op library only (no LAMMPS plugin) into a staged copy of the package. ----------
-for dir in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
-  [ -x "$dir/nvcc" ] && case ":$PATH:" in *":$dir:"*) ;; *) export PATH="$PATH:$dir" ;; esac
-done
-STAGE="$TMP/pkg"
-mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/" && rm -rf "$STAGE/metamlip/lib"
-PY_BIN=$(dirname "$PYTHON")
-CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
-NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
-BUILD=${FOUNDATION_BUILD:-$TMP/build}
-cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON" -DMETAMLIP_LAMMPS_PLUGIN=OFF)
-[ -n "$NINJA" ] && cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
-if [ -n "${FOUNDATION_LOCK:-}" ]; then exec 9>>"$FOUNDATION_LOCK"; flock 9; fi
-BUILD_START=$(date +%s)
-build_status=0
-timeout 120 "$CMAKE" "${cmake_args[@]}" >"$TMP/configure.log" 2>&1 || build_status=$?
-grep -E "metamlip:|Error|error:" "$TMP/configure.log"
-if [ $build_status -eq 0 ]; then
-  timeout "${FOUNDATION_BUILD_TIMEOUT:-200}" "$CMAKE" --build "$BUILD" --parallel "$NPROC" >"$TMP/build.log" 2>&1 || build_status=$?
-  grep -E "error|FAILED" "$TMP/build.log" | head -20
-  "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || build_status=$?
-fi
-exec 9>&-
-echo "# build: exit status $build_status after $(( $(date +%s) - BUILD_START )) s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
-cp "$TMP/configure.log" "$TMP/build.log" "$OUT/" 2>/dev/null
-export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
+source bench/stage_build.sh
+STAGE_BUILD_DIR=${FOUNDATION_BUILD:-} STAGE_BUILD_LOCK=${FOUNDATION_LOCK:-} STAGE_BUILD_TIMEOUT_S=${FOUNDATION_BUILD_TIMEOUT:-200} \
+  stage_build "$TMP" "$OUT" -DMETAMLIP_LAMMPS_PLUGIN=OFF
+build_status=$BUILD_STATUS
 "$PYTHON" -c "import torch, metamlip.ops as o; print('# torch', torch.__version__, 'cuda', torch.cuda.is_available(), '; ops from', o.__file__)" || build_status=1
 
 # --- The experiment, within what is left of the budget. --------------------------------------

@@ -21,7 +21,6 @@
 set -uo pipefail
 START=$(date +%s)
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 OUT=$(mkdir -p "${1:-gpu_check_results}" && cd "${1:-gpu_check_results}" && pwd)
 PYTHON=$(command -v "${PYTHON:-python3}") || { echo "gpu_check: no ${PYTHON:-python3}"; exit 1; }
 PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")"  # absolute, a venv's link kept
@@ -69,51 +68,18 @@ EOF
 fi
 
 # --- Build: the op library (+ CUDA when possible) and the LAMMPS plugin. ----------------------
-for dir in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
-  [ -x "$dir/nvcc" ] && case ":$PATH:" in *":$dir:"*) ;; *) export PATH="$PATH:$dir" ;; esac
-done
-TORCH_LIB=$("$PYTHON" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-BUILD="$WORK/build"
-STAGE="$WORK/pkg"  # a copy of python/metamlip with the freshly built lib/ inside
-mkdir -p "$STAGE" && cp -r python/metamlip "$STAGE/"
-rm -rf "$STAGE/metamlip/lib"
-# cmake and ninja: on PATH, else beside the interpreter (pip's cmake and ninja packages).
-PY_BIN=$(dirname "$PYTHON")
-CMAKE=$(command -v cmake || echo "$PY_BIN/cmake")
-NINJA=$(command -v ninja || { [ -x "$PY_BIN/ninja" ] && echo "$PY_BIN/ninja"; })
-cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PYTHON")
-keep_going=(-k)  # a failing plugin does not stop the op library (and the reverse)
-if [ -n "$NINJA" ]; then
-  cmake_args+=(-G Ninja -DCMAKE_MAKE_PROGRAM="$NINJA")
-  keep_going=(-k 0)
-fi
-[ -n "$SITE" ] && [ -f "$SITE/include/mpi.h" ] && cmake_args+=(-DMETAMLIP_MPI_INCLUDE_DIR="$SITE/include")
+source bench/stage_build.sh
+mpi_args=()
+[ -n "$SITE" ] && [ -f "$SITE/include/mpi.h" ] && mpi_args=(-DMETAMLIP_MPI_INCLUDE_DIR="$SITE/include")
 echo "# configure: METAMLIP_CUDA=${METAMLIP_CUDA:-AUTO}"
-BUILD_START=$(date +%s)
-build_status=0
-# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (held while building).
-if [ -n "${GPU_CHECK_LOCK:-}" ]; then
-  exec 9>>"$GPU_CHECK_LOCK"
-  flock 9
-fi
-timeout 120 "$CMAKE" "${cmake_args[@]}" >"$WORK/configure.log" 2>&1 || build_status=$?
-grep -E "metamlip:|Error|error:" "$WORK/configure.log"
-if [ $build_status -eq 0 ]; then
-  timeout 300 "$CMAKE" --build "$BUILD" --parallel "$(nproc)" -- "${keep_going[@]}" >"$WORK/build.log" 2>&1 || build_status=$?
-  grep -E "error|FAILED|warning: " "$WORK/build.log" | head -40
-  "$CMAKE" --install "$BUILD" --prefix "$STAGE" >/dev/null 2>&1 || true
-fi
-exec 9>&-  # the build lock, if any
-BUILD_S=$(( $(date +%s) - BUILD_START ))
-echo "# build: exit status $build_status after ${BUILD_S} s; installed: $(ls "$STAGE/metamlip/lib" 2>/dev/null | tr '\n' ' ')"
-cp "$WORK/configure.log" "$WORK/build.log" "$OUT/" 2>/dev/null || true
-export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
+# GPU_CHECK_LOCK: a lock file that serialises builds on a shared machine (held while building);
+# a failing plugin does not stop the op library (and the reverse).
+STAGE_BUILD_LOCK=${GPU_CHECK_LOCK:-} STAGE_BUILD_TIMEOUT_S=300 STAGE_BUILD_KEEP_GOING=1 stage_build "$WORK" "$OUT" "${mpi_args[@]}"
 
 # --- Every part, each in its own process with a time limit. -------------------------------
 ELAPSED=$(( $(date +%s) - START ))
 "$PYTHON" bench/gpu_check.py --out "$OUT" --work "$WORK" --budget $(( BUDGET - ELAPSED )) \
-  --build-status "$build_status" --build-seconds "$BUILD_S" --stage "$STAGE" ${GPU_CHECK_PARTS:+--parts $GPU_CHECK_PARTS}
+  --build-status "$BUILD_STATUS" --build-seconds "$BUILD_SECONDS" --stage "$STAGE" ${GPU_CHECK_PARTS:+--parts $GPU_CHECK_PARTS}
 status=$?
 echo "# total $(( $(date +%s) - START )) s"
 rm -rf "$WORK"
