@@ -23,6 +23,10 @@ Splits (the target level `mp2/cc-pvdz` is one the shipped model never saw):
 - molecule: acetamide only, a molecule the fine-tuning start never saw: that start is
             pre-trained with the shipped model's own recipe (the config stored in its
             checkpoint) on the bundled data without acetamide (cached in the work directory).
+- foundation (opt-in, `--splits foundation`): the 24 held-out molecules of the foundation
+            campaign (bench/foundation_data.py) with bench/foundation.py's test, validation and
+            training frames; fine-tune from `--pretrained pretrained:hipnn-meta-chno`, which
+            never saw these molecules or this level.
 
 Writes bench/results/accuracy.csv (one row per split, method, N, with the device that trained
 it) and accuracy.png (force RMSE against N), and prints the table with the ratios to MACE.
@@ -120,7 +124,23 @@ def molecule_split(dataset, sizes: list[int]) -> BenchSplit:
     return make_split(dataset, "molecule", sizes, n_val=10, n_test=40, molecule=LEFT_OUT_MOLECULE)
 
 
-SPLITS = {"level": level_split, "molecule": molecule_split}
+def foundation_split(dataset, sizes: list[int]) -> BenchSplit:
+    """The foundation experiment's held-out molecules (bench/foundation_data.py: 24 molecules no
+    pre-training of `pretrained:hipnn-meta-chno` saw, at a level it never saw) with
+    bench/foundation.py's frames: frames 0-3 of each molecule test, frame 4 validation, training
+    sets a molecule-balanced prefix of the rest. `dataset` (the bundled file) is not used."""
+    import foundation_data
+    from metamlip.data import DataError
+    from metamlip.meta.tasks import balanced_order
+
+    target = foundation_data.read_target()
+    order = balanced_order(target.pool, 0)
+    if max(sizes) > len(order):
+        raise DataError(f"split foundation: N = {max(sizes)} exceeds the {len(order)} pool frames of the held-out molecules")
+    return BenchSplit("foundation", {n: target.pool.subset(order[:n]) for n in sizes}, target.val, target.test, None)
+
+
+SPLITS = {"level": level_split, "molecule": molecule_split, "foundation": foundation_split}
 
 
 def without_molecule(dataset, molecule: str):
@@ -716,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the CSV and PNG go")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once (one process and one CPU thread each)")
     parser.add_argument("--time-limit", type=float, help="seconds: start nothing after, stop what still runs (finished runs stay cached)")
-    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
+    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=["level", "molecule"],
+                        help="foundation: the held-out molecules of the foundation campaign (fine-tune with --pretrained pretrained:hipnn-meta-chno)")
     parser.add_argument("--no-timing", action="store_true", help="skip the time per call at ~1k atoms")
     parser.add_argument("--cached-only", action="store_true", help="only collect finished runs into the CSV, PNG and table (train nothing)")
     parser.add_argument("--pretrain-steps", type=int, help="outer steps of the molecule split's pre-training (default: the shipped recipe's; quick 200)")

@@ -227,9 +227,8 @@ def prepare(
     return info
 
 
-def prepare_target(work: Path, foundation: Path = FOUNDATION, n_heldout: int = N_HELDOUT) -> dict[str, Any]:
-    """Rewrite only WORK/target.pt (and the target counts of prepared.json) from the target
-    level's chunks labelled by now; the pre-training sources stay as prepared."""
+def read_target(foundation: Path = FOUNDATION, n_heldout: int = N_HELDOUT) -> TargetData:
+    """The target split of the held-out molecules from the target level's chunks labelled by now."""
     heldout = heldout_molecules(foundation / "manifest.yaml", n_heldout)
     stem = TARGET_LEVEL.replace("/", "_")
     paths = [p for p in foundation_files(foundation).get(stem, []) if chunk_order(p)[0] in heldout]
@@ -237,7 +236,13 @@ def prepare_target(work: Path, foundation: Path = FOUNDATION, n_heldout: int = N
     for frames in read_files(paths):
         for c in frames:
             by_molecule[c.molecule].append(c)
-    target = split_target(by_molecule, heldout)
+    return split_target(by_molecule, heldout)
+
+
+def prepare_target(work: Path, foundation: Path = FOUNDATION, n_heldout: int = N_HELDOUT) -> dict[str, Any]:
+    """Rewrite only WORK/target.pt (and the target counts of prepared.json) from the target
+    level's chunks labelled by now; the pre-training sources stay as prepared."""
+    target = read_target(foundation, n_heldout)
     info = json.loads((work / "prepared.json").read_text())
     info.update(heldout_with_labels=target.molecules, n_test=len(target.test), n_val=len(target.val), n_pool=len(target.pool))
     _write_target(work, target)

@@ -50,6 +50,21 @@ def test_level_split_is_disjoint_nested_and_balanced(accuracy, data):
     assert [geometry_key(c) for c in again.test] == [geometry_key(c) for c in split.test]
 
 
+def test_foundation_split_is_the_foundation_experiments_frames(accuracy):
+    import foundation_data
+
+    split = accuracy.foundation_split(None, [10, 50])
+    target = foundation_data.read_target()
+    heldout = set(foundation_data.heldout_molecules())
+    assert [geometry_key(c) for c in split.test] == [geometry_key(c) for c in target.test] and len(split.test) >= 80
+    assert {c.molecule for c in split.test} <= heldout and {c.level for c in split.test} == {accuracy.TARGET_LEVEL}
+    assert keys(split.train[10]) < keys(split.train[50]) <= keys(target.pool)
+    assert not keys(split.train[50]) & (keys(split.test) | keys(split.val))
+    assert max(Counter(c.molecule for c in split.train[50]).values()) <= 3  # molecule-balanced
+    with pytest.raises(DataError, match="pool frames of the held-out molecules"):
+        accuracy.foundation_split(None, [10_000])
+
+
 def test_molecule_split_holds_only_the_left_out_molecule(accuracy, data):
     split = accuracy.molecule_split(data, [25, 100])
     assert split.molecule == accuracy.LEFT_OUT_MOLECULE
