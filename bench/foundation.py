@@ -673,14 +673,18 @@ def model_card(name: str, variant: str, metrics: dict[str, Any], info: dict[str,
         "", f"## Fine-tuning to a level and molecules never seen", "",
         f"`{info['target_level']}` on the held-out molecules (`bench/foundation.py`; {info['n_test']} fixed test frames, "
         "one validation frame per molecule, the `metamlip-train --init` protocol; scratch: the from-scratch protocol). "
-        "Force RMSE (meV/Å), mean over seeds:", "",
-        "| start | N | force RMSE | energy RMSE (meV/atom) | / scratch | / hipnn-meta-hcno |", "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "Force RMSE (meV/Å), mean over seeds (their number in brackets); every start of the experiment:", "",
     ]
-    for row in table:
-        if row["start"] in (variant, *BASELINES):
-            label = name if row["start"] == variant else row["start"]
-            lines.append(f"| {label} | {row['n_train']} | {row['force_rmse_meV_per_A']} | {row['energy_rmse_meV_per_atom']} | "
-                         f"{row['force_ratio_to_scratch']} | {row['force_ratio_to_hcno']} |")
+    sizes = sorted({int(row["n_train"]) for row in table})
+    cells = {(row["start"], int(row["n_train"])): row for row in table}
+    lines += ["| start | " + " | ".join(f"N = {n}" for n in sizes) + " |", "| --- |" + " ---: |" * len(sizes)]
+    for start in dict.fromkeys(row["start"] for row in table):
+        label = f"**{name}** (this model)" if start == variant else start
+        values = [cells.get((start, n)) for n in sizes]
+        lines.append(f"| {label} | " + " | ".join(f"{v['force_rmse_meV_per_A']} ({v['n_seeds']})" if v else "–" for v in values) + " |")
+    mine = [cells.get((variant, n)) for n in sizes]
+    for key, against in (("force_ratio_to_scratch", "HIP-NN from scratch"), ("force_ratio_to_hcno", "fine-tuned from `hipnn-meta-hcno`")):
+        lines.append(f"| this model / {against} | " + " | ".join(f"{v[key]}" if v and v[key] != "" else "–" for v in mine) + " |")
     if scans:
         lines += ["", "## Energy-surface scans of held-out molecules", "", f"`bench/foundation_scan.py` (variant `{variant}` = this model):", "", scans.strip()]
     return "\n".join(lines) + "\n"

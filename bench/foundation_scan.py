@@ -38,7 +38,7 @@ from metamlip.meta.scan import ScanError, bonds, fragment  # noqa: E402
 
 RESULTS = fd.ROOT / "bench" / "results" / "foundation"
 SCANS = ("butadiene", "ethanolamine", "n-methylacetamide")  # a conjugated, an H-bonded and an amide torsion
-STARTS = ("scratch", "hipnn-meta-hcno", "hipnn-meta-hcno-ts2", "multihead", "reptile")
+STARTS = ("scratch", "scratch-ts2", "hipnn-meta-hcno", "hipnn-meta-hcno-ts2", "multihead", "reptile", "multihead-ts2")
 COLUMNS = ["molecule", "start", "n_train", "seed", "scan", "rmse_meV", "roughness", "wiggle"]
 
 

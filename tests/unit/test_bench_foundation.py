@@ -192,7 +192,8 @@ def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(foundation, "PRETRAINED_DIR", package)
     shipped = foundation.ship(work, results, "multihead", make_default=True)
     card = (package / "hipnn-meta-chno.md").read_text()
-    assert "| `hf/sto-3g` |" in card and "| hipnn-meta-chno | 3 |" in card and "`urea`" in card
+    assert "| `hf/sto-3g` |" in card and "| **hipnn-meta-chno** (this model) | " in card and "`urea`" in card
+    assert "| scratch | " in card and "| this model / HIP-NN from scratch | " in card
     assert "--init pretrained:default" in card and "Energy-surface scans" not in card  # the scans went to another folder
     assert 'ALIASES = {DEFAULT: "hipnn-meta-chno"}' in (package / "__init__.py").read_text()
     assert load_potential(shipped).levels == model.levels

@@ -15,7 +15,7 @@ from pathlib import Path
 
 PREFIX = "pretrained:"
 DEFAULT = "default"
-ALIASES = {DEFAULT: "hipnn-meta-hcno"}  # alias -> shipped model; only the target changes when a better one ships
+ALIASES = {DEFAULT: "hipnn-meta-chno-ts2"}  # alias -> shipped model; only the target changes when a better one ships
 
 
 class PretrainedError(LookupError):
