@@ -794,9 +794,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not done: {line}")
     run = f"n{mace_sizes[-1]}-seed{args.seeds[0]}"
     timed = ["finetune", "scratch", "scratch-ts1", "scratch-ts2"]  # the first one found is the headline
-    models = {m: o.work / "level" / m / run / "model.ckpt" for m in timed if m in args.methods}
+    timed_split = splits[0].name  # the models of the first split are timed
+    models = {m: o.work / timed_split / m / run / "model.ckpt" for m in timed if m in args.methods}
     models = {m: path for m, path in models.items() if path.exists()}
-    mace = o.work / "level" / "mace" / run / "mace.model"
+    mace = o.work / timed_split / "mace" / run / "mace.model"
     if "mace" in args.methods and not args.no_timing and models and mace.exists():
         speed = timing(models, mace, args.quick)
         print(f"energy + forces, {speed['atoms']} atoms (ethanol box), CPU, 1 thread, float64: MACE {speed['mace_s'] * 1000:.0f} ms")
