@@ -48,6 +48,10 @@ def test_bad_level_is_reported(tmp_path, capsys):
                  "-o", str(tmp_path / "out.extxyz")])
     assert code == 2
     assert "unknown basis 'nobasis'" in capsys.readouterr().err
+    code = main(["label", str(tmp_path / "none.extxyz"), "--level", "mp2/cc-pvdz",
+                 "--density-fit", "-o", str(tmp_path / "out.extxyz")])
+    assert code == 2
+    assert "density fitting is supported for HF and DFT levels only" in capsys.readouterr().err
 
 
 def _waters(n, seed=0):

@@ -6,11 +6,11 @@ from ase import Atoms
 from ase.build import molecule
 from ase.units import Hartree
 
-from metamlip.qm.calculators import compute
-from metamlip.qm.levels import parse_level
+from metamlip.qm.calculators import auxiliary_basis, compute, settings
+from metamlip.qm.levels import LevelError, parse_level
 
 
-def _fd_forces(atoms: Atoms, level, h: float = 1e-3) -> np.ndarray:
+def _fd_forces(atoms: Atoms, level, h: float = 1e-3, density_fit: bool = False) -> np.ndarray:
     """Central finite differences of the energy (eV) in Angstrom: forces (n_atoms, 3) eV/A."""
     forces = np.zeros((len(atoms), 3))
     for i in range(len(atoms)):
@@ -19,7 +19,7 @@ def _fd_forces(atoms: Atoms, level, h: float = 1e-3) -> np.ndarray:
             for step in (h, -h):
                 moved = atoms.copy()
                 moved.positions[i, k] += step
-                energies.append(compute(moved, level).energy)
+                energies.append(compute(moved, level, density_fit=density_fit).energy)
             forces[i, k] = -(energies[0] - energies[1]) / (2 * h)
     return forces
 
@@ -59,3 +59,28 @@ def test_energy_only_matches_energy_of_full_label(level_name):
     full, energy_only = compute(water, level), compute(water, level, forces=False)
     assert energy_only.forces is None and full.forces.shape == (3, 3)
     assert energy_only.energy == pytest.approx(full.energy, abs=1e-8)
+
+
+@pytest.mark.parametrize("level_name", ["hf/6-31g*", "b3lyp/6-31g*"])
+def test_density_fit_is_close_to_exact_integrals_and_consistent(level_name):
+    level = parse_level(level_name)
+    water = molecule("H2O")
+    water.positions[0] += [0.05, -0.03, 0.02]
+    exact, fitted = compute(water, level), compute(water, level, density_fit=True)
+    assert fitted.energy != exact.energy  # really another integral scheme
+    assert fitted.energy == pytest.approx(exact.energy, abs=5e-3)  # eV
+    np.testing.assert_allclose(fitted.forces, exact.forces, atol=5e-3)  # eV/A
+    if level.family == "hf":  # the fitted forces are the gradient of the fitted energy
+        np.testing.assert_allclose(fitted.forces, _fd_forces(water, level, density_fit=True),
+                                   atol=2e-4)
+    assert settings(level, density_fit=True)["density_fit"] == "cc-pvdz-jkfit"
+    assert "density_fit" not in settings(level)
+
+
+@pytest.mark.parametrize("level_name", ["mp2/cc-pvdz", "gfn2-xtb"])
+def test_density_fit_is_refused_where_unsupported(level_name):
+    level = parse_level(level_name)
+    with pytest.raises(LevelError, match="density fitting is supported for HF and DFT"):
+        compute(molecule("H2O"), level, density_fit=True)
+    with pytest.raises(LevelError, match="HF and DFT levels only"):
+        auxiliary_basis(level)

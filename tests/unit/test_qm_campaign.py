@@ -59,6 +59,10 @@ def test_units_and_shards(manifest_path):
     (("level: gfn1-xtb", "level: hf/nobasis"), "unknown basis 'nobasis'"),
     (("md_frames: 2", "md_frame: 2"), "sampling: unknown key\\(s\\) md_frame"),
     (("level: gfn1-xtb", "level: gfn2-xtb"), "a level occurs twice"),
+    (("chunk: 2}", "chunk: 2, density_fit: true}"),
+     "datasets\\[1\\].density_fit: level 'gfn1-xtb': density fitting is supported for HF"),
+    (("chunk: 2}", "chunk: 2, density_fit: yes please}"),
+     "datasets\\[1\\].density_fit: expected true or false"),
 ])
 def test_manifest_errors_name_the_key(manifest_path, edit, message):
     manifest_path.write_text(TINY.replace(*edit))
@@ -95,13 +99,14 @@ def test_run_resume_failures_status_merge(manifest_path, tmp_path, monkeypatch, 
     real = calculators.compute
     calls = {"n": 0}
 
-    def flaky(atoms, level):  # frame 4 (unit H2O.001) fails, frame 8 (unit NH3.000) is killed
+    def flaky(atoms, level, **kwargs):
+        """Frame 4 (unit H2O.001) fails, frame 8 (unit NH3.000) is killed."""
         calls["n"] += 1
         if calls["n"] == 8:
             raise KeyboardInterrupt
         if calls["n"] == 4:
             raise calculators.LabelError("SCF not converged (test)")
-        return real(atoms, level)
+        return real(atoms, level, **kwargs)
 
     monkeypatch.setattr(calculators, "compute", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -174,3 +179,20 @@ def test_resume_after_sigkill(manifest_path, tmp_path):
     for path in labels.glob("*/*.extxyz.gz"):
         frames = campaign.read_chunk(path)
         assert all(f.info["level"] == path.parent.name for f in frames)
+
+
+def test_density_fit_reaches_the_labels(manifest_path, monkeypatch):
+    from ase.build import molecule
+
+    manifest_path.write_text(TINY.replace(
+        "  - {level: gfn1-xtb, systems: [CH4], frames: 4, chunk: 2}",
+        "  - {level: hf/6-31g*, systems: [], frames: 1, density_fit: true}"))
+    manifest = load_manifest(manifest_path)
+    assert [spec.density_fit for spec in manifest.datasets] == [False, True]
+    water = molecule("H2O")
+    water.info.update(molecule="H2O", config_id="H2O-0000")
+    monkeypatch.setattr(campaign, "load_pool", lambda *args: [water.copy()])
+    unit = next(u for u in manifest.units() if u.dataset.density_fit)
+    assert campaign.run_unit(manifest, unit, load_library()) == (1, 0)
+    (frame,) = campaign.read_chunk(campaign.chunk_path(manifest, unit))
+    assert frame.info["density_fit"] == "cc-pvdz-jkfit" and frame.info["level"] == "hf/6-31g*"

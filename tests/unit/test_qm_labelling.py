@@ -36,11 +36,11 @@ def counted(monkeypatch):
     calls = {"n": 0, "fail_at": None}
     real = calculators.compute
 
-    def wrapper(atoms, level):
+    def wrapper(atoms, level, **kwargs):
         calls["n"] += 1
         if calls["n"] == calls["fail_at"]:
             raise KeyboardInterrupt
-        return real(atoms, level)
+        return real(atoms, level, **kwargs)
 
     monkeypatch.setattr(calculators, "compute", wrapper)
     return calls
@@ -123,3 +123,15 @@ def test_output_of_another_level_is_refused(configs, tmp_path):
     label_file(configs, out, "gfn2-xtb", progress=False)
     with pytest.raises(ValueError, match="has level 'gfn2-xtb', not 'hf/sto-3g'"):
         label_file(configs, out, LEVEL, progress=False)
+
+
+def test_density_fit_is_recorded_and_never_mixed_in_one_output(configs, tmp_path):
+    out = tmp_path / "fitted.extxyz"
+    label_file(configs, out, "hf/6-31g*", chunk_size=2, progress=False, density_fit=True)
+    frames = ase.io.read(out, ":")
+    assert [a.info["density_fit"] for a in frames] == ["cc-pvdz-jkfit"] * 4
+    with pytest.raises(ValueError, match="labelled with density fitting \\(cc-pvdz-jkfit\\), "
+                                         "this run uses exact integrals"):
+        label_file(configs, out, "hf/6-31g*", progress=False)
+    again = label_file(configs, out, "hf/6-31g*", progress=False, density_fit=True)
+    assert again.n_done_before == 4 and again.n_labelled == 0

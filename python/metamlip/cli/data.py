@@ -34,7 +34,8 @@ def _label(args: argparse.Namespace) -> int:
     from metamlip.qm.labelling import failures_path, label_file
 
     s = label_file(args.input, args.output, args.level, workers=args.workers,
-                   threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet)
+                   threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet,
+                   density_fit=args.density_fit)
     per_frame = s.seconds / max(s.n_labelled + s.n_failed, 1)
     print(f"{args.output}: {s.n_input} input frames; {s.n_done_before} already labelled, "
           f"{s.n_failed_before} skipped as recorded failures; labelled {s.n_labelled}, "
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads per worker")
     p.add_argument("--chunk-size", type=int, default=10, help="frames per saved chunk")
+    p.add_argument("--density-fit", action="store_true",
+                   help="HF/DFT: density-fitted integrals (PySCF's JK-fitting basis of the "
+                        "orbital basis; ~2x faster HF, ~1 meV/A in forces)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 

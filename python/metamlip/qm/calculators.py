@@ -2,8 +2,11 @@
 
 Conventions: charge 0; spin from the electron count (singlet if even, doublet if odd, with
 unrestricted HF/KS/MP2 for doublets; other multiplicities are not supported). PySCF runs use
-exact integrals (no density fitting), all-electron MP2 (no frozen core), spherical basis
-functions, DFT grids at ``grids.level = 3`` with grid response in the forces.
+exact integrals unless density fitting is asked for (HF and DFT only: ``density_fit=True``
+fits J and K with PySCF's predefined JK-fitting basis of the orbital basis, e.g.
+cc-pvdz-jkfit for 6-31g*, about 2x faster for HF/6-31G* at ~1 meV/Angstrom in the forces),
+all-electron MP2 (no frozen core), spherical basis functions, DFT grids at
+``grids.level = 3`` with grid response in the forces.
 Results are converted from Hartree and Hartree/Bohr to eV and eV/Angstrom with ase.units.
 PySCF and tblite are imported lazily so that thread settings can be made first.
 """
@@ -17,7 +20,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import Bohr, Hartree
 
-from metamlip.qm.levels import Level
+from metamlip.qm.levels import Level, LevelError
 
 SCF_CONV_TOL = 1e-10  # Hartree
 SCF_CONV_TOL_GRAD = 1e-6  # Hartree (orbital gradient)
@@ -52,26 +55,52 @@ def program_version(level: Level) -> str:
     return f"{program} {version(program)}"
 
 
-def settings(level: Level) -> dict[str, float | int | str]:
-    """Numerical settings recorded with every label at this level (stored in frame info)."""
+def auxiliary_basis(level: Level) -> str:
+    """The density-fitting basis used at ``level``: PySCF's predefined JK-fitting basis of
+    its orbital basis (``cc-pvdz-jkfit`` for ``6-31g*``, ``def2-svp-jkfit`` for ``def2-svp``).
+
+    LevelError for xTB and MP2 levels and for orbital bases without a predefined one.
+    """
+    if level.family not in ("hf", "dft"):
+        raise LevelError(f"level '{level.name}': density fitting is supported for HF and DFT "
+                         "levels only")
+    from pyscf import gto
+    from pyscf.df.addons import make_auxbasis
+
+    probe = gto.M(atom="H 0 0 0; H 0 0 0.74", basis=level.basis, verbose=0)
+    name = make_auxbasis(probe, xc="HF").get("H")
+    if not isinstance(name, str):
+        raise LevelError(f"level '{level.name}': PySCF has no predefined JK-fitting basis for "
+                         f"'{level.basis}'; label it without density fitting")
+    return name
+
+
+def settings(level: Level, density_fit: bool = False) -> dict[str, float | int | str]:
+    """Numerical settings recorded with every label at this level (stored in frame info);
+    ``density_fit`` (the auxiliary basis) is present only for density-fitted labels."""
     if level.family == "xtb":
         return {}
     out: dict[str, float | int | str] = {"scf_conv_tol": SCF_CONV_TOL}
     if level.family == "dft":
         out["grid_level"] = DFT_GRID_LEVEL
+    if density_fit:
+        out["density_fit"] = auxiliary_basis(level)
     return out
 
 
-def compute(atoms: Atoms, level: Level, forces: bool = True) -> Label:
+def compute(atoms: Atoms, level: Level, forces: bool = True, density_fit: bool = False) -> Label:
     """Energy (eV) and forces (eV/Angstrom) of ``atoms`` at ``level``; LabelError on failure.
 
     forces=False: the energy only (``Label.forces`` None), which skips the PySCF gradient
-    (about a third of the cost of HF/DFT, two thirds of MP2's).
+    (about a third of the cost of HF/DFT, two thirds of MP2's). density_fit: fit the
+    two-electron integrals with ``auxiliary_basis(level)`` (HF and DFT only, LevelError
+    otherwise).
     """
+    auxbasis = auxiliary_basis(level) if density_fit else None
     if level.family == "xtb":
         label = _compute_xtb(atoms, level)
         return label if forces else Label(label.energy, None)
-    return _compute_pyscf(atoms, level, forces)
+    return _compute_pyscf(atoms, level, forces, auxbasis)
 
 
 def _spin(atoms: Atoms) -> int:
@@ -140,7 +169,8 @@ def _converged_scf(make_mf):
     )
 
 
-def _compute_pyscf(atoms: Atoms, level: Level, forces: bool = True) -> Label:
+def _compute_pyscf(atoms: Atoms, level: Level, forces: bool = True,
+                   auxbasis: str | None = None) -> Label:
     from pyscf import dft, gto, mp, scf
 
     mol = gto.M(
@@ -154,6 +184,8 @@ def _compute_pyscf(atoms: Atoms, level: Level, forces: bool = True) -> Label:
             mf.grids.level = DFT_GRID_LEVEL
         else:
             mf = scf.HF(mol)
+        if auxbasis is not None:
+            mf = mf.density_fit(auxbasis=auxbasis)
         mf.conv_tol = SCF_CONV_TOL
         mf.conv_tol_grad = SCF_CONV_TOL_GRAD
         mf.max_cycle = SCF_MAX_CYCLE

@@ -128,7 +128,8 @@ def run_unit(manifest: Manifest, unit: Unit, library: Library,
     frames = load_pool(manifest, unit.system, library, shard)[unit.start:unit.stop]
     for frame in frames:
         frame.info.pop("pool_seconds", None)  # a property of the pool, not of the frame
-    labelled, failures = label_chunk(frames, unit.dataset.level.name)
+    labelled, failures = label_chunk(frames, unit.dataset.level.name,
+                                     density_fit=unit.dataset.density_fit)
     suffix = _shard_suffix(shard)
     directory = level_dir(manifest, unit.dataset)
     if failures:

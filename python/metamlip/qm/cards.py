@@ -50,7 +50,8 @@ def card(manifest: Manifest, row: DatasetStatus, library: Library) -> str:
         f"# {spec.level.name} — campaign `{manifest.name}`",
         "",
         f"- **Level**: `{spec.level.name}`, {program_version(spec.level)}"
-        + (f", settings {settings(spec.level)}" if settings(spec.level) else "")
+        + (f", settings {settings(spec.level, spec.density_fit)}"
+           if settings(spec.level) else "")
         + "; energies eV, forces eV/Å (frame info `level`, `program`).",
         f"- **Frames**: {row.frames} labelled of {row.frames_target} asked "
         f"({spec.frames} per system), {row.failed} failed (`labels/{stem}/failures*.jsonl`); "

@@ -44,7 +44,7 @@ from metamlip.qm.levels import Level, parse_level
 
 # Info keys written by labelling; dropped from input frames so relabelled files hold no stale ones.
 LABEL_KEYS = ("level", "program", "converged", "scf_cycles", "scf_strategy", "scf_conv_tol",
-              "grid_level")
+              "grid_level", "density_fit")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 MIN_DISTANCE = 0.5  # Angstrom: closer atom pairs are recorded as failures, never computed
@@ -91,8 +91,9 @@ def geometry_problem(atoms: Atoms) -> str | None:
     return None
 
 
-def label_frame(atoms: Atoms, level: Level) -> Atoms:
-    """A labelled copy of ``atoms`` (energy eV, forces eV/Angstrom, provenance in info).
+def label_frame(atoms: Atoms, level: Level, density_fit: bool = False) -> Atoms:
+    """A labelled copy of ``atoms`` (energy eV, forces eV/Angstrom, provenance in info);
+    ``density_fit``: see ``calculators.compute``.
     Raises calculators.LabelError when no trustworthy label can be computed: a geometry that
     fails ``geometry_problem`` (checked before any QM call), an unconverged SCF, or an error
     of the QM program on this frame."""
@@ -101,7 +102,7 @@ def label_frame(atoms: Atoms, level: Level) -> Atoms:
     if problem is not None:
         raise calculators.LabelError(f"invalid geometry: {problem}")
     try:
-        label = calculators.compute(atoms, level)
+        label = calculators.compute(atoms, level, density_fit=density_fit)
     except calculators.LabelError:
         raise
     except Exception as err:  # the QM program failed on this frame
@@ -110,18 +111,19 @@ def label_frame(atoms: Atoms, level: Level) -> Atoms:
     info.update(level=level.name, program=calculators.program_version(level), converged=True)
     if label.scf_cycles is not None:
         info.update(scf_cycles=label.scf_cycles, scf_strategy=label.scf_strategy)
-    info.update(calculators.settings(level))
+    info.update(calculators.settings(level, density_fit))
     return labelled_frame(atoms, info, label.energy, label.forces)
 
 
 def label_chunk(frames: list[Atoms], level_name: str,
-                on_frame: Callable[[], None] | None = None) -> tuple[list[Atoms], list[Failure]]:
+                on_frame: Callable[[], None] | None = None,
+                density_fit: bool = False) -> tuple[list[Atoms], list[Failure]]:
     """Label frames; return (labelled frames, failures). ``on_frame`` is called after each frame."""
     level = parse_level(level_name)
     labelled, failures = [], []
     for atoms in frames:
         try:
-            labelled.append(label_frame(atoms, level))
+            labelled.append(label_frame(atoms, level, density_fit))
         except calculators.LabelError as err:
             failures.append({"config_id": atoms.info["config_id"],
                              "molecule": str(atoms.info.get("molecule", "")),
@@ -151,8 +153,14 @@ def _check_ids(frames: list[Atoms], path: Path) -> None:
         raise ValueError(f"{path}: config_id '{duplicate}' occurs more than once")
 
 
-def _load_done(out: Path, level: Level, inputs: dict[str, Atoms]) -> dict[str, Atoms]:
-    """Frames already labelled in ``out`` and its parts, checked against level and input."""
+def _integrals(auxbasis: str | None) -> str:
+    return "exact integrals" if auxbasis is None else f"density fitting ({auxbasis})"
+
+
+def _load_done(out: Path, level: Level, inputs: dict[str, Atoms],
+               auxbasis: str | None) -> dict[str, Atoms]:
+    """Frames already labelled in ``out`` and its parts, checked against level, density
+    fitting (``auxbasis``, None for exact integrals) and input."""
     sources = ([out] if out.exists() else []) + sorted(parts_dir(out).glob("part-*.extxyz"))
     done = {}
     for path in sources:
@@ -161,6 +169,10 @@ def _load_done(out: Path, level: Level, inputs: dict[str, Atoms]) -> dict[str, A
             if atoms.info.get("level") != level.name:
                 raise ValueError(f"{path}: frame {cid} has level {atoms.info.get('level')!r}, "
                                  f"not {level.name!r}; use another output file")
+            if atoms.info.get("density_fit") != auxbasis:
+                raise ValueError(f"{path}: frame {cid} was labelled with "
+                                 f"{_integrals(atoms.info.get('density_fit'))}, this run uses "
+                                 f"{_integrals(auxbasis)}; use another output file")
             source = inputs.get(cid)
             if source is None or not (np.array_equal(source.numbers, atoms.numbers)
                                       and np.allclose(source.positions, atoms.positions,
@@ -214,19 +226,20 @@ def _init_worker(threads: int, parent: int) -> None:
 
 
 def _run_chunks(chunks: list[list[Atoms]], level: Level, workers: int, threads: int,
-                bar: tqdm) -> Iterator[tuple[list[Atoms], list[Failure]]]:
+                bar: tqdm, density_fit: bool) -> Iterator[tuple[list[Atoms], list[Failure]]]:
     """Yield (labelled, failures) per chunk, in completion order."""
     if workers == 1:
         set_thread_budget(threads)
         for chunk in chunks:
-            yield label_chunk(chunk, level.name, on_frame=lambda: bar.update(1))
+            yield label_chunk(chunk, level.name, lambda: bar.update(1), density_fit)
         return
     for name in THREAD_VARIABLES:  # inherited by spawned workers before they import numpy
         os.environ[name] = str(threads)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads, os.getpid()))
     try:
-        futures = {pool.submit(label_chunk, chunk, level.name): len(chunk) for chunk in chunks}
+        futures = {pool.submit(label_chunk, chunk, level.name, None, density_fit): len(chunk)
+                   for chunk in chunks}
         for future in as_completed(futures):
             result = future.result()
             bar.update(futures[future])
@@ -236,16 +249,20 @@ def _run_chunks(chunks: list[list[Atoms]], level: Level, workers: int, threads: 
 
 
 def label_file(inp: Path, out: Path, level_name: str, workers: int = 1, threads: int = 1,
-               chunk_size: int = 10, progress: bool = True) -> LabelSummary:
-    """Label every frame of ``inp`` at ``level_name`` into ``out`` (see module docstring)."""
+               chunk_size: int = 10, progress: bool = True,
+               density_fit: bool = False) -> LabelSummary:
+    """Label every frame of ``inp`` at ``level_name`` into ``out`` (see module docstring);
+    ``density_fit``: see ``calculators.compute`` (an output is never mixed: frames already in
+    ``out`` must have been labelled the same way)."""
     if workers < 1 or threads < 1 or chunk_size < 1:
         raise ValueError("workers, threads and chunk size must be >= 1")
     level = parse_level(level_name)
+    auxbasis = calculators.auxiliary_basis(level) if density_fit else None
     inp, out = Path(inp), Path(out)
     frames = read_frames(inp)
     _check_ids(frames, inp)
     inputs = {atoms.info["config_id"]: atoms for atoms in frames}
-    done = _load_done(out, level, inputs)
+    done = _load_done(out, level, inputs, auxbasis)
     failed = _load_failed(failures_path(out))
     n_done_before, n_failed_before = len(done), len(failed & inputs.keys())
     skip = done.keys() | failed
@@ -259,7 +276,7 @@ def label_file(inp: Path, out: Path, level_name: str, workers: int = 1, threads:
     bar = tqdm(total=len(todo), desc=level.name, unit="frame", disable=not progress,
                file=sys.stderr, mininterval=1.0)
     try:
-        for labelled, failures in _run_chunks(chunks, level, workers, threads, bar):
+        for labelled, failures in _run_chunks(chunks, level, workers, threads, bar, density_fit):
             if failures:
                 _append_failures(failures_path(out), failures)
             if labelled:

@@ -13,6 +13,7 @@ A manifest (YAML)::
         systems: all         # or a list of library ids; "molecules" and "clusters" also work
         frames: 58           # per system: the first `frames` of its pool
         chunk: 58            # frames per chunk file (the unit of work and of resumption)
+        density_fit: false   # HF/DFT only: density-fitted integrals (calculators.compute)
 
 The work is cut into units, one per (dataset, system, chunk), in manifest order. Shard K of N
 (1 <= K <= N) takes every N-th unit of each dataset, starting at its (K-1)-th, so N shards
@@ -26,23 +27,26 @@ from pathlib import Path
 
 import yaml
 
-from metamlip.qm.levels import Level, parse_level
+from metamlip.qm.calculators import auxiliary_basis
+from metamlip.qm.levels import Level, LevelError, parse_level
 from metamlip.qm.library import Library, load_library
 from metamlip.qm.pool import PoolSettings
 
 TOP_KEYS = {"name", "root", "seed", "sampling", "cluster_sampling", "anchor", "datasets"}
-DATASET_KEYS = {"level", "systems", "frames", "chunk"}
+DATASET_KEYS = {"level", "systems", "frames", "chunk", "density_fit"}
 GROUPS = ("all", "molecules", "clusters")
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One level of theory on its systems (anchor first): frames per system, chunk size."""
+    """One level of theory on its systems (anchor first): frames per system, chunk size,
+    whether the integrals are density-fitted."""
 
     level: Level
     systems: tuple[str, ...]
     frames: int
     chunk: int
+    density_fit: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,15 @@ def _dataset(entry, where: str, anchor: list[str], library: Library) -> DatasetS
                                                      library)]))
     frames = _positive_int(entry["frames"], f"{where}.frames")
     chunk = _positive_int(entry.get("chunk", frames), f"{where}.chunk")
-    return DatasetSpec(level, tuple(systems), frames, chunk)
+    density_fit = entry.get("density_fit", False)
+    if not isinstance(density_fit, bool):
+        raise ValueError(f"{where}.density_fit: expected true or false, got {density_fit!r}")
+    if density_fit:
+        try:
+            auxiliary_basis(level)
+        except LevelError as err:
+            raise ValueError(f"{where}.density_fit: {err}") from None
+    return DatasetSpec(level, tuple(systems), frames, chunk, density_fit)
 
 
 def load_manifest(path: str | Path, library: Library | None = None) -> Manifest:
