@@ -91,8 +91,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The inner optimiser and its state, and k beyond 32 (README, "Foundation model": the sweep)
     "reptile-reset": {"strategy": "reptile", "reptile": {"inner_steps": 32, "inner_state": "reset", "outer_lr": 1.0, "outer_lr_end": 0.0}},
     "reptile-lr5e-4": {"strategy": "reptile", "reptile": {"inner_steps": 32, "inner_lr": 5.0e-4, "outer_lr": 1.0, "outer_lr_end": 0.0}},
+    "reptile-lr5e-3": {"strategy": "reptile", "reptile": {"inner_steps": 32, "inner_lr": 5.0e-3, "outer_lr": 1.0, "outer_lr_end": 0.0}},
     "reptile-sgd": {"strategy": "reptile", "reptile": {"inner_steps": 32, "inner_optimizer": "sgd", "inner_lr": 1.0e-2, "outer_lr": 1.0, "outer_lr_end": 0.0}},
     "reptile-k128": {"strategy": "reptile", "reptile": {"inner_steps": 128, "outer_lr": 1.0, "outer_lr_end": 0.0}},
+    # the sweep's best k and epsilon together (the other settings were no better than reptile's)
+    "reptile-tuned": {"strategy": "reptile", "reptile": {"inner_steps": 128, "outer_schedule": "constant", "outer_lr": 1.0}},
     # HIP-NN-TS l = 2 (the accuracy issue's model; ~2.5x the cost per step)
     "multihead-ts2": {"strategy": "multihead", "model": {"tensor_order": 2}},
     "reptile-ts2": {"strategy": "reptile", "model": {"tensor_order": 2}, "reptile": {"inner_steps": 32, "outer_lr": 1.0, "outer_lr_end": 0.0}},

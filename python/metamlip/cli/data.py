@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=10, help="frames per saved chunk")
     p.add_argument("--density-fit", action="store_true",
                    help="HF/DFT: density-fitted integrals (PySCF's JK-fitting basis of the "
-                        "orbital basis; ~2x faster HF, ~1 meV/A in forces)")
+                        "orbital basis; faster for molecules of more than ~12 atoms, forces "
+                        "within a few meV/A)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 
