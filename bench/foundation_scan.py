@@ -38,7 +38,8 @@ from metamlip.meta.scan import ScanError, bonds, fragment  # noqa: E402
 
 RESULTS = fd.ROOT / "bench" / "results" / "foundation"
 SCANS = ("butadiene", "ethanolamine", "n-methylacetamide")  # a conjugated, an H-bonded and an amide torsion
-STARTS = ("scratch", "scratch-ts2", "hipnn-meta-hcno", "hipnn-meta-hcno-ts2", "multihead", "reptile", "multihead-ts2")
+STARTS = ("scratch", "scratch-ts2", "hipnn-meta-hcno", "hipnn-meta-hcno-ts2", "transfer", "joint", "multihead", "reptile", "reptile-tuned",
+          "multihead-ts2")
 COLUMNS = ["molecule", "start", "n_train", "seed", "scan", "rmse_meV", "roughness", "wiggle"]
 
 
