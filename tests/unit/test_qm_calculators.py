@@ -84,3 +84,17 @@ def test_density_fit_is_refused_where_unsupported(level_name):
         compute(molecule("H2O"), level, density_fit=True)
     with pytest.raises(LevelError, match="HF and DFT levels only"):
         auxiliary_basis(level)
+
+
+def test_auxiliary_basis_is_resolved_once_per_level(monkeypatch):
+    from pyscf import gto
+
+    probes = []
+    real_m = gto.M
+    monkeypatch.setattr(gto, "M", lambda *a, **k: probes.append(k) or real_m(*a, **k))
+    auxiliary_basis.cache_clear()
+    level = parse_level("hf/6-31g*")
+    assert [auxiliary_basis(level) for _ in range(3)] == ["cc-pvdz-jkfit"] * 3
+    assert len(probes) == 1
+    assert auxiliary_basis(parse_level("pbe/def2-svp")) == "def2-svp-jkfit"
+    assert len(probes) == 2  # another level is resolved anew

@@ -15,6 +15,7 @@ PySCF and tblite are imported lazily so that thread settings can be made first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version
 
 import numpy as np
@@ -56,10 +57,12 @@ def program_version(level: Level) -> str:
     return f"{program} {version(program)}"
 
 
+@cache
 def auxiliary_basis(level: Level) -> str:
     """The density-fitting basis used at ``level``: PySCF's predefined JK-fitting basis of
     its orbital basis (``cc-pvdz-jkfit`` for ``6-31g*``, ``def2-svp-jkfit`` for ``def2-svp``).
 
+    Resolved once per level and process (a probe molecule is built the first time).
     LevelError for xTB and MP2 levels and for orbital bases without a predefined one.
     """
     if level.family not in ("hf", "dft"):
