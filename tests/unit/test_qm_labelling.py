@@ -135,3 +135,26 @@ def test_density_fit_is_recorded_and_never_mixed_in_one_output(configs, tmp_path
         label_file(configs, out, "hf/6-31g*", progress=False)
     again = label_file(configs, out, "hf/6-31g*", progress=False, density_fit=True)
     assert again.n_done_before == 4 and again.n_labelled == 0
+
+
+def test_thread_budget_limits_blas_pools_loaded_before_it(tmp_path):
+    """NumPy/SciPy imported first start OpenBLAS pools of their own size; the budget must
+    still hold for them (oversubscribed pools made the campaign 3x slower per frame)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, numpy, scipy.linalg\n"
+              "from threadpoolctl import threadpool_info\n"
+              "before = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+              "from metamlip.qm.labelling import set_thread_budget\n"
+              "set_thread_budget(1)\n"
+              "after = [p['num_threads'] for p in threadpool_info()]\n"
+              "print(json.dumps([before, after]))\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before and max(before) == 2  # the situation being guarded against
+    assert after and set(after) == {1}

@@ -134,11 +134,16 @@ def label_chunk(frames: list[Atoms], level_name: str,
 
 
 def set_thread_budget(threads: int) -> None:
-    """Limit OpenMP/BLAS threads: environment for libraries loaded later, PySCF's OpenMP now."""
+    """Limit OpenMP/BLAS threads: the environment for libraries loaded later, and now the
+    pools of those already loaded (NumPy's and SciPy's OpenBLAS start with one thread per
+    core when imported before this call: two labellers on two cores then oversubscribe them,
+    3x slower per frame) and PySCF's OpenMP."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     from pyscf import lib
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(limits=threads)
     lib.num_threads(threads)
 
 
