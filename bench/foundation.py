@@ -231,16 +231,26 @@ class Deadline:
         self.timer.cancel()
 
 
-def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int | None = None, deadline: float | None = None) -> dict[str, Any]:
+def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int | None = None, deadline: float | None = None,
+             resume: bool = False) -> dict[str, Any]:
     """Pre-train variant `name` on WORK's sources within budget_s seconds, or until `deadline`
     (time.time()) if given (data loading included); writes WORK/pretrain/NAME/{model.ckpt,
-    metrics.json, train_log.csv}."""
+    metrics.json, train_log.csv}.
+
+    resume: exactly `max_steps` gradient steps, whatever the time; a run stopped before (the
+    deadline, SIGINT, a killed session) keeps last.ckpt and writes no metrics, and the same call
+    continues it exactly (WORK/pretrain/NAME/segments.json: seconds and steps of each part).
+    Returns the metrics, or {"variant", "gradient_steps", "finished": False} when stopped early.
+    """
+    if resume and not max_steps:
+        raise ValueError("pretrain --resume needs --max-steps: a resumable run has a fixed length")
     start = time.time()
     deadline = start + budget_s if deadline is None else deadline
     budget_s = deadline - start
     out = work / "pretrain" / name
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
+    resuming = resume and (out / "last.ckpt").exists()
     prepared = fd.load_sources(work)
     config = variant_config(name, prepared.info, device, max_steps)
     levels = variant_levels(name, prepared.info)
@@ -261,36 +271,49 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         train_set = GraphSet(train.configurations, cutoff, False)
         timing_set = train_set
     step_s = seconds_per_step(potential, timing_set, settings)
-    # steps that fit: 85% of what is left, less one validation per epoch (~ its frames / batch steps)
+    # steps that fit: 85% of what is left, less one validation per epoch (~ its frames / batch steps);
+    # a resumable run takes all max_steps (its plan must not depend on the time left)
     left = deadline - time.time() - 10.0
     if config.strategy == "reptile":
         per_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         k = config.reptile.inner_steps
-        outer = max(int(0.85 * left / (k * step_s + per_eval / config.reptile.eval_every)), 2)
+        outer = 10**9 if resume else max(int(0.85 * left / (k * step_s + per_eval / config.reptile.eval_every)), 2)
         config.reptile.outer_steps = min(outer, max(max_steps // k, 2)) if max_steps else outer
         steps = config.reptile.outer_steps * k
         trainer = PlannedReptile(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
     else:
         per_epoch_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         epoch_steps = settings.epoch_size / settings.batch_size
-        steps = max(int(0.85 * left / (step_s + per_epoch_eval / epoch_steps)), 10)
+        steps = 10**9 if resume else max(int(0.85 * left / (step_s + per_epoch_eval / epoch_steps)), 10)
         settings.max_steps = min(steps, max_steps) if max_steps else steps
         steps = settings.max_steps
         settings.warmup_steps = min(settings.warmup_steps, steps // 10)
         trainer = PlannedTrainer(potential, train_set, pooled_val, settings, out, config.to_dict())
     trainer.plan = StepPlan(deadline, margin=5.0 + 0.04 * budget_s, adaptive=not max_steps)
-    print(f"# pretrain {name}: {len(train)} frames, levels {', '.join(levels)}; {step_s * 1000:.1f} ms/step -> {steps} steps", flush=True)
+    print(f"# pretrain {name}: {len(train)} frames, levels {', '.join(levels)}; {step_s * 1000:.1f} ms/step -> {steps} steps"
+          + (" (resuming)" if resuming else ""), flush=True)
     truncated = False
+    segments_path = out / "segments.json"
+    segments = json.loads(segments_path.read_text()) if resuming and segments_path.exists() else []
+
+    def steps_done() -> int:
+        return trainer.state.outer_step * config.reptile.inner_steps if config.strategy == "reptile" else trainer.state.global_step
+
     try:
         with Deadline(deadline):
-            potential = trainer.fit()
+            potential = trainer.fit(resume=resuming)
     except TrainingInterrupted:  # out of time: Reptile keeps its meta-parameters, the others their best validation
+        if resume:  # last.ckpt is written: the same call continues
+            write_json(segments_path, [*segments, {"seconds": time.time() - start, "steps": steps_done()}])
+            print(f"# pretrain {name}: stopped at step {steps_done()} of {steps}; run the same command to continue", flush=True)
+            return {"variant": name, "gradient_steps": steps_done(), "finished": False}
         truncated = True
         if config.strategy != "reptile":
             potential.load_state_dict(trainer.best_model_state)
         save_checkpoint(out / "model.ckpt", potential, config.to_dict(), extra={"truncated": True})
     (out / "last.ckpt").unlink(missing_ok=True)
-    done = trainer.state.outer_step * config.reptile.inner_steps if config.strategy == "reptile" else trainer.state.global_step
+    done = steps_done()
+    segments = [*segments, {"seconds": time.time() - start, "steps": done}]
     metrics = {
         "variant": name,
         "strategy": config.strategy,
@@ -300,7 +323,8 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         "planned_steps": steps,  # from the first timing; re-planned at each validation
         "gradient_steps": done,
         "truncated": truncated,
-        "seconds": time.time() - start,
+        "seconds": sum(part["seconds"] for part in segments),
+        "segments": len(segments),
         "device": device,
         "settings": {"pretrain": settings.model_dump(), "reptile": config.reptile.model_dump() if config.strategy == "reptile" else None},
         "validation": error_metrics(predict(potential, pooled_val)),
@@ -748,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=None, help="or: finish by this time (seconds since the epoch)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many gradient steps")
+    p.add_argument("--resume", action="store_true", help="exactly --max-steps steps; a stopped run is continued by the same command")
     p = sub.add_parser("finetune", help="one (start, N, seed) run at the target level")
     p.add_argument("--work", default="runs/foundation")
     p.add_argument("--start", required=True, help="scratch, scratch-ts2, a shipped model (hipnn-meta-hcno, hipnn-meta-hcno-ts2) or a variant")
@@ -799,8 +824,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "pretrain":
         if (args.budget_s is None) == (args.deadline is None):
             parser.error("pretrain needs one of --budget-s and --deadline")
-        metrics = pretrain(work, args.variant, args.budget_s or 0.0, args.device, args.max_steps, args.deadline)
-        print(json.dumps({k: metrics[k] for k in ("variant", "gradient_steps", "truncated", "seconds")}))
+        if args.resume and not args.max_steps:
+            parser.error("pretrain --resume needs --max-steps")
+        metrics = pretrain(work, args.variant, args.budget_s or 0.0, args.device, args.max_steps, args.deadline, args.resume)
+        print(json.dumps({k: metrics[k] for k in ("variant", "gradient_steps", "truncated", "seconds", "finished") if k in metrics}))
     elif args.command == "finetune":
         overrides: dict[str, dict[str, Any]] = {}
         if args.finetune_steps is not None:

@@ -149,6 +149,47 @@ def test_recommendation_ships_only_a_start_better_at_every_size(foundation):
     assert "nothing to compare" in foundation.recommendation([{"start": "joint", "force_ratio_to_hcno": ""}])
 
 
+def test_resumable_pretrain_continues_exactly(foundation, tiny, tmp_path, monkeypatch):
+    """--resume: a run stopped at step 2 (SIGINT, as the deadline sends) keeps last.ckpt and
+    reports nothing; the same call finishes it with the weights of an uninterrupted run."""
+    import os
+    import signal
+
+    import torch
+
+    root, work, info, frames = tiny
+    for name in ("stopped", "straight"):
+        (tmp_path / name).mkdir()
+        for path in work.glob("*.*"):
+            shutil.copy(path, tmp_path / name / path.name)
+    with pytest.raises(ValueError, match="needs --max-steps"):
+        foundation.pretrain(tmp_path / "stopped", "multihead", 120, "cpu", resume=True)
+    real_step = foundation.PlannedTrainer.train_step
+
+    def step_then_stop(self, indices):
+        loss = real_step(self, indices)
+        if self.state.global_step == 1:  # the step being taken is the second
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(foundation.PlannedTrainer, "train_step", step_then_stop)
+    stopped = foundation.pretrain(tmp_path / "stopped", "multihead", 120, "cpu", max_steps=5, resume=True)
+    out = tmp_path / "stopped" / "pretrain" / "multihead"
+    assert stopped == {"variant": "multihead", "gradient_steps": 2, "finished": False}
+    assert (out / "last.ckpt").exists() and not (out / "metrics.json").exists()
+    taken = []
+    monkeypatch.setattr(foundation.PlannedTrainer, "train_step", lambda self, indices: taken.append(1) or real_step(self, indices))
+    resumed = foundation.pretrain(tmp_path / "stopped", "multihead", 120, "cpu", max_steps=5, resume=True)
+    assert len(taken) == 3  # continued from step 2, not started again
+    straight = foundation.pretrain(tmp_path / "straight", "multihead", 120, "cpu", max_steps=5, resume=True)
+    assert resumed["gradient_steps"] == straight["gradient_steps"] == 5
+    assert resumed["segments"] == 2 and straight["segments"] == 1 and not (out / "last.ckpt").exists()
+    weights = [torch.load(tmp_path / name / "pretrain" / "multihead" / "model.ckpt", weights_only=False)["model"]["state_dict"]
+               for name in ("stopped", "straight")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     root, work, info, frames = tiny
     metrics = foundation.pretrain(work, "multihead", budget_s=120, device="cpu", max_steps=3)
