@@ -4,8 +4,8 @@ Every level but gfn2-xtb gets its own disjoint subset plus the shared anchor: th
 levels (MP2, B3LYP, PBE) the smallest systems (<= 12 atoms), the HF levels systems of <= 18
 atoms, gfn1-xtb the rest; gfn2-xtb labels every system. hf/6-31g* (not yet started when density
 fitting became available; mostly 13-18 atoms) uses density-fitted integrals (cc-pvdz-jkfit:
-1.6x faster on styrene, ~2 meV/Angstrom in the forces, bench/density_fit.py); the other levels
-keep exact integrals (B3LYP on <= 12 atoms gains nothing from it).
+3.8x faster on styrene, ~2 meV/Angstrom in the forces, bench/density_fit.py); the other levels
+keep the exact integrals they were started with (B3LYP on <= 12 atoms gains ~1.05x).
 Run: python make_manifest.py
 """
 

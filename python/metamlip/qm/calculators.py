@@ -4,8 +4,8 @@ Conventions: charge 0; spin from the electron count (singlet if even, doublet if
 unrestricted HF/KS/MP2 for doublets; other multiplicities are not supported). PySCF runs use
 exact integrals unless density fitting is asked for (HF and DFT only: ``density_fit=True``
 fits J and K with PySCF's predefined JK-fitting basis of the orbital basis, e.g.
-cc-pvdz-jkfit for 6-31g*: HF/6-31G* 1.6x faster at 16 atoms, slower at 8, forces within a
-few meV/Angstrom; bench/density_fit.py),
+cc-pvdz-jkfit for 6-31g*: HF/6-31G* 3.8x faster at 16 atoms, 1.9x at 8, B3LYP 1.05-1.5x,
+forces within a few meV/Angstrom; bench/density_fit.py),
 all-electron MP2 (no frozen core), spherical basis functions, DFT grids at
 ``grids.level = 3`` with grid response in the forces.
 Results are converted from Hartree and Hartree/Bohr to eV and eV/Angstrom with ase.units.
