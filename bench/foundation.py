@@ -277,15 +277,16 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
     if config.strategy == "reptile":
         per_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         k = config.reptile.inner_steps
-        outer = 10**9 if resume else max(int(0.85 * left / (k * step_s + per_eval / config.reptile.eval_every)), 2)
-        config.reptile.outer_steps = min(outer, max(max_steps // k, 2)) if max_steps else outer
+        outer = max(int(0.85 * left / (k * step_s + per_eval / config.reptile.eval_every)), 2)
+        fixed = max(max_steps // k, 2) if max_steps else None
+        config.reptile.outer_steps = fixed if resume else min(outer, fixed) if fixed else outer
         steps = config.reptile.outer_steps * k
         trainer = PlannedReptile(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
     else:
         per_epoch_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         epoch_steps = settings.epoch_size / settings.batch_size
-        steps = 10**9 if resume else max(int(0.85 * left / (step_s + per_epoch_eval / epoch_steps)), 10)
-        settings.max_steps = min(steps, max_steps) if max_steps else steps
+        steps = max(int(0.85 * left / (step_s + per_epoch_eval / epoch_steps)), 10)
+        settings.max_steps = max_steps if resume else min(steps, max_steps) if max_steps else steps
         steps = settings.max_steps
         settings.warmup_steps = min(settings.warmup_steps, steps // 10)
         trainer = PlannedTrainer(potential, train_set, pooled_val, settings, out, config.to_dict())
