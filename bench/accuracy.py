@@ -190,14 +190,24 @@ KEYS_ADDED_LATER = {("finetune", "head_steps"): 0}
 
 def metamlip_fingerprint(pretrained: str, init_label: str | None, seed: int, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a metamlip run's result depends on: the config sections that shape training (not
-    where it runs); init by name (the molecule split's start: its recipe and step count)."""
+    where it runs); init by name (the molecule split's start: its recipe and step count) and,
+    for a fine-tune, the shipped start's weights (a model re-shipped under the same name
+    invalidates the runs fine-tuned from it)."""
     config = metamlip_config(pretrained, init_label, seed, overrides).model_dump(include={"init", "model", "training", "finetune"})
     for key in ("device", "progress", "checkpoint_every"):
         config["training"].pop(key)
     for (section, key), value in KEYS_ADDED_LATER.items():
         if config[section].get(key, value) == value:
             config[section].pop(key, None)
+    if init_label is not None:
+        from metamlip.pretrained import resolve
+
+        config["init_sha256"] = file_sha256(resolve(pretrained))
     return config
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def train_metamlip(

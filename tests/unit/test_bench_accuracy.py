@@ -111,6 +111,26 @@ def test_run_keys_follow_settings_not_device(accuracy, data):
     for method in accuracy.METHODS:
         assert accuracy.run_key((split, 50, 0, method), on_gpu) == keys[method]
     assert accuracy.run_key((split, 25, 0, "scratch"), options) != keys["scratch"]
+    other_start = accuracy.Options(Path("/nonexistent"), "pretrained:hipnn-meta-chno", None, False, "cpu")
+    assert accuracy.run_key((split, 50, 0, "finetune"), other_start) != keys["finetune"]
+    assert accuracy.run_key((split, 50, 0, "mace"), other_start) == keys["mace"]
+
+
+def test_a_reshipped_start_invalidates_its_fine_tunes(accuracy, monkeypatch, tmp_path):
+    """The same name with other weights (a model re-shipped) is another fine-tuning run."""
+    import metamlip.pretrained
+
+    weights = tmp_path / "start.ckpt"
+    monkeypatch.setattr(metamlip.pretrained, "resolve", lambda spec: weights)
+    weights.write_bytes(metamlip.pretrained.checkpoint_path("hipnn-meta-hcno").read_bytes())
+    before = accuracy.metamlip_fingerprint("pretrained:hipnn-meta-hcno", "pretrained:hipnn-meta-hcno", 0, {})
+    weights.write_bytes(metamlip.pretrained.checkpoint_path("hipnn-meta-chno").read_bytes())
+    after = accuracy.metamlip_fingerprint("pretrained:hipnn-meta-hcno", "pretrained:hipnn-meta-hcno", 0, {})
+    assert before["init"] == after["init"] and before["init_sha256"] != after["init_sha256"]
+    assert "init_sha256" not in accuracy.metamlip_fingerprint("pretrained:hipnn-meta-hcno", None, 0, {})  # scratch: no start
+
+
+def test_scratch_config_follows_the_method(accuracy):
     config = accuracy.metamlip_config("pretrained:hipnn-meta-hcno", None, 0, accuracy.method_overrides("scratch-ts2", "cuda", False))
     assert (config.model.tensor_order, config.training.dtype, config.training.device) == (2, "float64", "cuda")
 
