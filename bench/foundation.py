@@ -281,6 +281,8 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         fixed = max(max_steps // k, 2) if max_steps else None
         config.reptile.outer_steps = fixed if resume else min(outer, fixed) if fixed else outer
         steps = config.reptile.outer_steps * k
+        # last.ckpt about as often as the other strategies (each epoch): a killed run loses at most that
+        settings.checkpoint_every = max(1, round(settings.epoch_size / settings.batch_size / k))
         trainer = PlannedReptile(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
     else:
         per_epoch_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s

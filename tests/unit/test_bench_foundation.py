@@ -190,6 +190,28 @@ def test_resumable_pretrain_continues_exactly(foundation, tiny, tmp_path, monkey
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_killed_reptile_pretrain_keeps_its_last_checkpoint(foundation, tiny, tmp_path, monkeypatch):
+    """A Reptile pre-training killed without a signal handler running (a session stopped) keeps
+    last.ckpt of its last epoch's worth of outer steps, so `--resume` has something to continue."""
+    import torch
+
+    root, work, info, frames = tiny
+    for path in work.glob("*.*"):
+        shutil.copy(path, tmp_path / path.name)
+    real_outer = foundation.PlannedReptile.outer_step
+
+    def outer_then_die(self):
+        if self.state.outer_step == 1:
+            raise RuntimeError("killed")
+        return real_outer(self)
+
+    monkeypatch.setattr(foundation.PlannedReptile, "outer_step", outer_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        foundation.pretrain(tmp_path, "reptile-tuned", 120, "cpu", max_steps=256, resume=True)  # 2 outer steps of k = 128
+    last = torch.load(tmp_path / "pretrain" / "reptile-tuned" / "last.ckpt", weights_only=False)
+    assert last["training_state"]["reptile"]["outer_step"] == 1
+
+
 def test_pretrain_finetune_report_ship(foundation, tiny, tmp_path, monkeypatch):
     root, work, info, frames = tiny
     metrics = foundation.pretrain(work, "multihead", budget_s=120, device="cpu", max_steps=3)
