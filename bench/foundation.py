@@ -274,6 +274,7 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
     # steps that fit: 85% of what is left, less one validation per epoch (~ its frames / batch steps);
     # a resumable run takes all max_steps (its plan must not depend on the time left)
     left = deadline - time.time() - 10.0
+    epoch_steps = settings.epoch_size / settings.batch_size
     if config.strategy == "reptile":
         per_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
         k = config.reptile.inner_steps
@@ -282,11 +283,10 @@ def pretrain(work: Path, name: str, budget_s: float, device: str, max_steps: int
         config.reptile.outer_steps = fixed if resume else min(outer, fixed) if fixed else outer
         steps = config.reptile.outer_steps * k
         # last.ckpt about as often as the other strategies (each epoch): a killed run loses at most that
-        settings.checkpoint_every = max(1, round(settings.epoch_size / settings.batch_size / k))
+        settings.checkpoint_every = max(1, round(epoch_steps / k))
         trainer = PlannedReptile(potential, tasks, vals, settings, config.reptile, out, config.to_dict())
     else:
         per_epoch_eval = len(pooled_val) / settings.batch_size * 0.5 * step_s
-        epoch_steps = settings.epoch_size / settings.batch_size
         steps = max(int(0.85 * left / (step_s + per_epoch_eval / epoch_steps)), 10)
         settings.max_steps = max_steps if resume else min(steps, max_steps) if max_steps else steps
         steps = settings.max_steps
